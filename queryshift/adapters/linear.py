@@ -1,0 +1,128 @@
+"""Linear query adapters: a full d×d map, or the identity plus a rank-r update."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from queryshift.adapters.base import check_vectors, finish_vectors
+from queryshift.adapters.config import AdapterConfig
+from queryshift.errors import AdapterFormatError
+
+__all__ = ["LinearAdapter"]
+
+
+class LinearAdapter:
+    """``y = x Wᵀ + b`` (kind ``"linear"``) or ``y = x + (x V) Uᵀ + b`` (kind ``"low_rank"``).
+
+    A linear map is the smallest transform that can rotate queries toward where their
+    documents live; the low-rank form (W = I + U Vᵀ) keeps most of the base geometry and has
+    2·d·r parameters instead of d², which regularises on small data sets.
+
+    Args:
+        config: Kind, dim, rank and provenance (see :class:`AdapterConfig`).
+        weight: ``(dim, dim)`` matrix, for kind ``"linear"``.
+        u: ``(dim, rank)`` and ``v``: ``(dim, rank)``, for kind ``"low_rank"``.
+        bias: ``(dim,)`` added after the map; zeros when omitted.
+
+    Relations:
+        :class:`~queryshift.adapters.ResidualMLPAdapter` is the non-linear sibling.
+        ``queryshift.training.TorchLinear`` trains this adapter and exports it with ``to_adapter()``.
+
+    Example:
+        >>> import numpy as np
+        >>> adapter = LinearAdapter.identity(dim=4)
+        >>> adapter.apply(np.ones((2, 4), np.float32)).shape
+        (2, 4)
+        >>> bool(np.allclose(adapter.apply(np.array([0.6, 0.8, 0.0, 0.0])), [0.6, 0.8, 0.0, 0.0]))
+        True
+    """
+
+    def __init__(
+        self,
+        config: AdapterConfig,
+        *,
+        weight: np.ndarray | None = None,
+        u: np.ndarray | None = None,
+        v: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+    ) -> None:
+        if config.kind not in ("linear", "low_rank"):
+            raise AdapterFormatError(f"LinearAdapter needs kind 'linear' or 'low_rank', got {config.kind!r}")
+        d = config.dim
+        self.config = config
+        self.bias = _checked(bias if bias is not None else np.zeros(d, np.float32), (d,), "bias")
+        if config.kind == "linear":
+            if weight is None:
+                raise AdapterFormatError("a 'linear' adapter needs 'weight' of shape (dim, dim)")
+            self.weight = _checked(weight, (d, d), "weight")
+            self.u = self.v = None
+        else:
+            if u is None or v is None:
+                raise AdapterFormatError("a 'low_rank' adapter needs 'u' and 'v' of shape (dim, rank)")
+            self.u = _checked(u, (d, config.rank), "u")
+            self.v = _checked(v, (d, config.rank), "v")
+            self.weight = None
+
+    @classmethod
+    def identity(cls, dim: int, *, rank: int | None = None, **config_fields: object) -> LinearAdapter:
+        """An adapter that returns its input unchanged (up to re-normalisation)."""
+        if rank is None:
+            config = AdapterConfig(kind="linear", dim=dim, **config_fields)
+            return cls(config, weight=np.eye(dim, dtype=np.float32))
+        config = AdapterConfig(kind="low_rank", dim=dim, rank=rank, **config_fields)
+        zeros = np.zeros((dim, rank), np.float32)
+        return cls(config, u=zeros, v=zeros.copy())
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def matrix(self) -> np.ndarray:
+        """The effective ``(dim, dim)`` matrix W with ``y = x Wᵀ + b``."""
+        if self.weight is not None:
+            return self.weight
+        return np.eye(self.dim, dtype=np.float32) + self.u @ self.v.T
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """Adapt one query vector ``(dim,)`` or a batch ``(n, dim)``; returns float32 of the same shape."""
+        x, single = check_vectors(vectors, self.dim, base_model=self.config.base_model)  # (n, dim)
+        if self.weight is not None:
+            out = x @ self.weight.T + self.bias  # (n, dim)
+        else:
+            out = x + (x @ self.v) @ self.u.T + self.bias  # (n, dim)
+        return finish_vectors(out, normalize=self.config.normalize, single=single)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        if self.weight is not None:
+            return {"weight": self.weight, "bias": self.bias}
+        return {"u": self.u, "v": self.v, "bias": self.bias}
+
+    @classmethod
+    def from_tensors(cls, config: AdapterConfig, tensors: dict[str, np.ndarray]) -> LinearAdapter:
+        expected = {"weight", "bias"} if config.kind == "linear" else {"u", "v", "bias"}
+        if set(tensors) != expected:
+            raise AdapterFormatError(
+                f"{config.kind} adapter needs tensors {sorted(expected)}, found {sorted(tensors)}"
+            )
+        return cls(config, **tensors)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``adapter_config.json`` + ``adapter.safetensors`` to ``path`` atomically."""
+        from queryshift.adapters.io import save_adapter
+
+        return save_adapter(self, path)
+
+    def __repr__(self) -> str:
+        extra = f", rank={self.config.rank}" if self.config.rank else ""
+        return f"LinearAdapter(kind={self.config.kind!r}, dim={self.dim}{extra})"
+
+
+def _checked(array: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    out = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+    if out.shape != shape:
+        raise AdapterFormatError(f"tensor '{name}' must have shape {shape}, got {out.shape}")
+    if not np.all(np.isfinite(out)):
+        raise AdapterFormatError(f"tensor '{name}' contains non-finite values")
+    return out

