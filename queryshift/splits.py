@@ -98,17 +98,32 @@ def split_by_query(dataset: RetrievalDataset, *, test_fraction: float = 0.5, see
     return Split(train=train, test=test, regime="query", seed=seed)
 
 
-def split_by_document(dataset: RetrievalDataset, *, test_fraction: float = 0.5, seed: int = 0) -> Split:
+def split_by_document(
+    dataset: RetrievalDataset,
+    *,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    groups: dict[str, int] | None = None,
+) -> Split:
     """Group split: no held-out query's relevant document is a training positive.
 
-    Documents are shuffled and moved to the test side until about ``test_fraction`` of the
+    Documents (or whole ``groups`` of documents, e.g. the chunks of one paper or one topic
+    cluster) are shuffled and moved to the test side until about ``test_fraction`` of the
     queries are held out. Queries whose relevant documents fall on both sides are dropped,
     so the guarantee holds for queries with several positives too.
+
+    Args:
+        groups: document id → group id. Grouping neighbours keeps near-duplicates of held-out
+            documents out of training, so the split measures truly new documents.
     """
     _check_fraction(test_fraction)
     rng = np.random.default_rng(seed)
     positives = sorted({d for docs in dataset.qrels.values() for d in docs})
-    rng.shuffle(positives)
+    members: dict[object, list[str]] = {}
+    for d in positives:
+        members.setdefault(groups.get(d, d) if groups else d, []).append(d)
+    order = sorted(members, key=str)
+    rng.shuffle(order)
     per_doc: dict[str, int] = {}
     for docs in dataset.qrels.values():
         for d in docs:
@@ -116,11 +131,11 @@ def split_by_document(dataset: RetrievalDataset, *, test_fraction: float = 0.5, 
     target = test_fraction * dataset.num_queries
     test_docs: set[str] = set()
     count = 0
-    for d in positives:
+    for group in order:
         if count >= target:
             break
-        test_docs.add(d)
-        count += per_doc[d]
+        test_docs.update(members[group])
+        count += sum(per_doc[d] for d in members[group])
     train, test, dropped = [], [], 0
     for qid in sorted(dataset.queries):
         rel = dataset.qrels[qid]

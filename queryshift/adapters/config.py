@@ -20,10 +20,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["AdapterConfig", "FORMAT_VERSION", "ADAPTER_KINDS", "DISTANCES"]
 
 FORMAT_VERSION = 1
-ADAPTER_KINDS = ("linear", "low_rank", "residual_mlp")
+ADAPTER_KINDS = ("linear", "low_rank", "residual_mlp", "two_layer")
 DISTANCES = ("cosine", "dot", "euclid")
 
-AdapterKind = Literal["linear", "low_rank", "residual_mlp"]
+AdapterKind = Literal["linear", "low_rank", "residual_mlp", "two_layer"]
 Distance = Literal["cosine", "dot", "euclid"]
 
 
@@ -32,11 +32,11 @@ class AdapterConfig:
     """Shape and provenance of a query adapter.
 
     Args:
-        kind: ``"linear"`` (full d×d matrix plus bias), ``"low_rank"`` (I + U Vᵀ plus bias)
-            or ``"residual_mlp"`` (x + MLP(x)).
+        kind: ``"linear"`` (full d×d matrix plus bias), ``"low_rank"`` (I + U Vᵀ plus bias),
+            ``"residual_mlp"`` (x + MLP(x)) or ``"two_layer"`` (LlamaIndex's ``TwoLayerNN``, imported).
         dim: Dimensionality of the embedding space the adapter maps (input and output).
         rank: Rank r of the low-rank update; only used by ``"low_rank"``.
-        hidden_dim: Width of the hidden layer; only used by ``"residual_mlp"``.
+        hidden_dim: Width of the hidden layer; only used by ``"residual_mlp"`` and ``"two_layer"``.
         base_model: Identifier of the embedding model whose vectors the adapter was trained on.
             Adapted queries only make sense against documents embedded by this model.
         distance: Distance of the collection the adapter is meant for.
@@ -51,7 +51,9 @@ class AdapterConfig:
         2
     """
 
-    kind: AdapterKind = field(default="linear", metadata={"help": "linear, low_rank or residual_mlp"})
+    kind: AdapterKind = field(
+        default="linear", metadata={"help": "linear, low_rank, residual_mlp or two_layer"}
+    )
     dim: int = field(default=384, metadata={"help": "embedding dimensionality"})
     rank: int | None = field(default=None, metadata={"help": "rank of the low-rank update"})
     hidden_dim: int | None = field(default=None, metadata={"help": "hidden width of the residual MLP"})
@@ -79,14 +81,14 @@ class AdapterConfig:
             raise AdapterFormatError(
                 f"rank is only meaningful for kind='low_rank', got rank={self.rank} with kind={self.kind!r}"
             )
-        if self.kind == "residual_mlp":
+        if self.kind in ("residual_mlp", "two_layer"):
             if not isinstance(self.hidden_dim, int) or self.hidden_dim <= 0:
                 raise AdapterFormatError(
-                    f"hidden_dim must be a positive integer for residual_mlp, got {self.hidden_dim!r}"
+                    f"hidden_dim must be a positive integer for {self.kind}, got {self.hidden_dim!r}"
                 )
         elif self.hidden_dim is not None:
             raise AdapterFormatError(
-                f"hidden_dim is only meaningful for kind='residual_mlp', got hidden_dim={self.hidden_dim} with kind={self.kind!r}"
+                f"hidden_dim is only meaningful for kind='residual_mlp' or 'two_layer', got hidden_dim={self.hidden_dim} with kind={self.kind!r}"
             )
         if self.format_version != FORMAT_VERSION:
             raise AdapterFormatError(

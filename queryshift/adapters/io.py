@@ -17,6 +17,7 @@ from queryshift.adapters.base import QueryAdapter
 from queryshift.adapters.config import AdapterConfig
 from queryshift.adapters.linear import LinearAdapter
 from queryshift.adapters.residual_mlp import ResidualMLPAdapter
+from queryshift.adapters.two_layer import TwoLayerAdapter
 from queryshift.atomic import atomic_directory
 from queryshift.errors import AdapterFormatError
 
@@ -66,7 +67,9 @@ def save_adapter(
     return path
 
 
-def load_adapter(path: str | Path, *, strict: bool = True) -> LinearAdapter | ResidualMLPAdapter:
+def load_adapter(
+    path: str | Path, *, strict: bool = True
+) -> LinearAdapter | ResidualMLPAdapter | TwoLayerAdapter:
     """Load an adapter directory written by :func:`save_adapter`.
 
     Args:
@@ -107,6 +110,8 @@ def load_adapter(path: str | Path, *, strict: bool = True) -> LinearAdapter | Re
     try:
         if config.kind == "residual_mlp":
             return ResidualMLPAdapter.from_tensors(config, tensors)
+        if config.kind == "two_layer":
+            return TwoLayerAdapter.from_tensors(config, tensors)
         return LinearAdapter.from_tensors(config, tensors)
     except AdapterFormatError as exc:
         raise AdapterFormatError(

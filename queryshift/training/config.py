@@ -32,9 +32,9 @@ class TrainingConfig:
     bias: bool = field(
         default=False, metadata={"help": "learn a bias (a document prior; risky on new documents)"}
     )
-    epochs: int = field(default=30, metadata={"help": "passes over the training queries"})
+    epochs: int = field(default=20, metadata={"help": "passes over the training queries"})
     batch_size: int = field(default=64, metadata={"help": "queries per optimisation step"})
-    learning_rate: float = field(default=3e-3, metadata={"help": "AdamW learning rate"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW decay of the update toward identity"})
     temperature: float = field(default=0.05, metadata={"help": "softmax temperature of the contrastive loss"})
     negatives: Negatives = field(

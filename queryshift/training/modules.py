@@ -84,6 +84,8 @@ class TorchResidualMLP(nn.Module):
         nn.init.zeros_(self.w1.bias)
         self.w2 = nn.Linear(hidden_dim, dim, bias=bias)
         nn.init.zeros_(self.w2.weight)
+        if self.w2.bias is not None:
+            nn.init.zeros_(self.w2.bias)
         self.act = nn.GELU(approximate="tanh")
 
     def forward(self, x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:

@@ -28,7 +28,7 @@ from queryshift.training.modules import build_module
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainingResult", "Candidate", "train_adapter", "mine_hard_negatives"]
+__all__ = ["TrainingResult", "Candidate", "train_adapter", "mine_hard_negatives", "cluster_documents"]
 
 _REPORT_METRICS = ("ndcg@10", "mrr@10", "hit@5", "recall@10")
 
@@ -229,7 +229,8 @@ def _validation_splits(
     splits: dict[str, EmbeddedDataset] = {}
     remaining = dataset
     if config.validation in ("both", "document"):
-        split = split_by_document(remaining, test_fraction=config.validation_fraction, seed=config.seed)
+        groups = cluster_documents(data, seed=config.seed)
+        split = split_by_document(remaining, test_fraction=config.validation_fraction, seed=config.seed, groups=groups)
         splits["document"] = data.subset(split.test)
         remaining = remaining.subset(split.train)
     if config.validation in ("both", "query"):
@@ -244,6 +245,31 @@ def _validation_splits(
             splits["query"] = data.subset(split.test)
             remaining = remaining.subset(split.train)
     return splits, sorted(remaining.queries)
+
+
+def cluster_documents(data: EmbeddedDataset, *, seed: int = 0, docs_per_cluster: int = 20, iterations: int = 20) -> dict[str, int]:
+    """Group the positive documents into topic clusters (spherical k-means on their vectors).
+
+    The document-split validation holds out whole clusters: chunks of one paper or one topic
+    are near-duplicates, and holding out one while training on its neighbours would hide the
+    loss an adapter causes on genuinely new documents.
+    """
+    position = {d: i for i, d in enumerate(data.document_ids)}
+    positives = sorted({d for docs in data.dataset.qrels.values() for d in docs})
+    x = data.document_vectors[[position[d] for d in positives]].astype(np.float64)  # (n_pos, dim)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    k = max(2, min(len(positives) // docs_per_cluster, 64))
+    if len(positives) <= k:
+        return {d: i for i, d in enumerate(positives)}
+    rng = np.random.default_rng(seed)
+    centers = x[rng.choice(len(x), size=k, replace=False)]  # (k, dim)
+    for _ in range(iterations):
+        assign = np.argmax(x @ centers.T, axis=1)  # (n_pos,)
+        for c in range(k):
+            members = x[assign == c]
+            if len(members):
+                centers[c] = members.sum(axis=0) / max(np.linalg.norm(members.sum(axis=0)), 1e-12)
+    return {d: int(c) for d, c in zip(positives, assign, strict=True)}
 
 
 def _pairs(data: EmbeddedDataset, config: TrainingConfig) -> TrainingPairs:

@@ -1,0 +1,132 @@
+"""LlamaIndex's ``TwoLayerNN`` adapter in numpy: ``y = x + r · (W2 relu(W1 x + b1) + b2)``.
+
+This adapter exists so that adapters trained with LlamaIndex's
+``EmbeddingAdapterFinetuneEngine`` keep working after they are imported with
+:func:`~queryshift.integrations.llamaindex_files.load_llamaindex_adapter`, without torch at
+query time. It reproduces LlamaIndex's forward pass exactly: ReLU activation, biases on both
+layers (LlamaIndex always builds them, whatever its ``bias`` flag says) and, in the residual
+form, a scalar residual weight that starts at zero. queryshift itself trains
+:class:`~queryshift.adapters.ResidualMLPAdapter` (GELU, no scalar weight) instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from queryshift.adapters.base import check_vectors, finish_vectors
+from queryshift.adapters.config import AdapterConfig
+from queryshift.adapters.linear import _checked
+from queryshift.errors import AdapterFormatError
+
+__all__ = ["TwoLayerAdapter"]
+
+
+class TwoLayerAdapter:
+    """A two-layer ReLU network on query vectors, with or without LlamaIndex's scaled residual.
+
+    * residual form (``residual_weight`` given): ``y = x + r · (W2 relu(W1 x + b1) + b2)``
+      — LlamaIndex's ``TwoLayerNN(add_residual=True)``;
+    * plain form (``residual_weight=None``): ``y = W2 relu(W1 x + b1) + b2``
+      — ``TwoLayerNN(add_residual=False)``.
+
+    Args:
+        config: Must have ``kind="two_layer"`` and ``hidden_dim``.
+        w1: ``(hidden_dim, dim)``, ``b1``: ``(hidden_dim,)``, ``w2``: ``(dim, hidden_dim)``, ``b2``: ``(dim,)``.
+        residual_weight: ``(1,)`` scale of the MLP branch in the residual form; ``None`` for the plain form.
+
+    Relations:
+        :class:`~queryshift.adapters.ResidualMLPAdapter` is what queryshift trains (GELU, unscaled);
+        this class only reproduces imported LlamaIndex adapters.
+
+    Example:
+        >>> import numpy as np
+        >>> adapter = TwoLayerAdapter.identity(dim=4, hidden_dim=8)
+        >>> x = np.array([[0.6, 0.8, 0.0, 0.0]], np.float32)
+        >>> bool(np.allclose(adapter.apply(x), x))
+        True
+    """
+
+    def __init__(
+        self,
+        config: AdapterConfig,
+        *,
+        w1: np.ndarray,
+        b1: np.ndarray,
+        w2: np.ndarray,
+        b2: np.ndarray,
+        residual_weight: np.ndarray | None = None,
+    ) -> None:
+        if config.kind != "two_layer":
+            raise AdapterFormatError(f"TwoLayerAdapter needs kind 'two_layer', got {config.kind!r}")
+        d, h = config.dim, config.hidden_dim
+        self.config = config
+        self.w1 = _checked(w1, (h, d), "w1")
+        self.b1 = _checked(b1, (h,), "b1")
+        self.w2 = _checked(w2, (d, h), "w2")
+        self.b2 = _checked(b2, (d,), "b2")
+        self.residual_weight = (
+            None if residual_weight is None else _checked(residual_weight, (1,), "residual_weight")
+        )
+
+    @classmethod
+    def identity(
+        cls, dim: int, *, hidden_dim: int, seed: int = 0, **config_fields: object
+    ) -> TwoLayerAdapter:
+        """The residual form with ``r = 0`` (LlamaIndex's initialisation), hence the identity."""
+        config = AdapterConfig(kind="two_layer", dim=dim, hidden_dim=hidden_dim, **config_fields)
+        rng = np.random.default_rng(seed)
+        bound1, bound2 = 1 / np.sqrt(dim), 1 / np.sqrt(hidden_dim)
+        return cls(
+            config,
+            w1=rng.uniform(-bound1, bound1, (hidden_dim, dim)),
+            b1=rng.uniform(-bound1, bound1, hidden_dim),
+            w2=rng.uniform(-bound2, bound2, (dim, hidden_dim)),
+            b2=rng.uniform(-bound2, bound2, dim),
+            residual_weight=np.zeros(1, np.float32),
+        )
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    @property
+    def residual(self) -> bool:
+        """Whether this is the residual form (LlamaIndex ``add_residual=True``)."""
+        return self.residual_weight is not None
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """Adapt one query vector ``(dim,)`` or a batch ``(n, dim)``; returns float32 of the same shape."""
+        x, single = check_vectors(vectors, self.dim, base_model=self.config.base_model)  # (n, dim)
+        hidden = np.maximum(x @ self.w1.T + self.b1, np.float32(0.0))  # (n, hidden_dim)
+        out = hidden @ self.w2.T + self.b2  # (n, dim)
+        if self.residual_weight is not None:
+            out = self.residual_weight[0] * out + x  # (n, dim)
+        return finish_vectors(out, normalize=self.config.normalize, single=single)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        tensors = {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
+        if self.residual_weight is not None:
+            tensors["residual_weight"] = self.residual_weight
+        return tensors
+
+    @classmethod
+    def from_tensors(cls, config: AdapterConfig, tensors: dict[str, np.ndarray]) -> TwoLayerAdapter:
+        required = {"w1", "b1", "w2", "b2"}
+        if set(tensors) not in (required, required | {"residual_weight"}):
+            raise AdapterFormatError(
+                f"two_layer adapter needs tensors {sorted(required)} (plus 'residual_weight' for the "
+                f"residual form), found {sorted(tensors)}"
+            )
+        return cls(config, **tensors)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``adapter_config.json`` + ``adapter.safetensors`` to ``path`` atomically."""
+        from queryshift.adapters.io import save_adapter
+
+        return save_adapter(self, path)
+
+    def __repr__(self) -> str:
+        form = "residual" if self.residual else "plain"
+        return f"TwoLayerAdapter(dim={self.dim}, hidden_dim={self.config.hidden_dim}, {form})"

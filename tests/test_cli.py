@@ -1,0 +1,84 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from queryshift.cli import main
+
+from .conftest import COVIDQA, FINETUNE_DATA, toy_embedded  # noqa: TID252
+
+
+def _toy_files(tmp_path):
+    data = toy_embedded(n_docs=30, n_queries=240, noise=0.3)
+    from queryshift.data import save_llamaindex_json
+
+    save_llamaindex_json(data.dataset, tmp_path / "toy.json")
+    np.save(tmp_path / "q.npy", data.query_vectors)
+    (tmp_path / "q.ids.txt").write_text("\n".join(data.query_ids))
+    np.save(tmp_path / "d.npy", data.document_vectors)
+    (tmp_path / "d.ids.txt").write_text("\n".join(data.document_ids))
+    return ["--query-vectors", str(tmp_path / "q.npy"), "--document-vectors", str(tmp_path / "d.npy")]
+
+
+def test_train_evaluate_inspect_with_precomputed_vectors(tmp_path):
+    vectors = _toy_files(tmp_path)
+    runner = CliRunner()
+    out = tmp_path / "adapter"
+    res = runner.invoke(main, ["train", str(tmp_path / "toy.json"), "-o", str(out), "--holdout", "query", "--epochs", "5", "--model", "toy", *vectors])
+    assert res.exit_code == 0, res.output
+    assert "validation (query split" in res.output and "Regime: queries revisit known documents" in res.output
+    res = runner.invoke(main, ["evaluate", str(tmp_path / "toy.json"), "--adapter", str(out), "--json", *vectors])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    heldout = json.loads((out / "heldout_queries.json").read_text())
+    assert report["num_queries"] == len(heldout) > 0
+    assert set(report["base"]) == {"ndcg@10", "mrr@10", "hit@5", "recall@10"}
+    res = runner.invoke(main, ["inspect", str(out)])
+    assert res.exit_code == 0 and "split_regime: query" in res.output and "base_model: toy" in res.output
+
+
+def test_bad_input_is_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"queries": {"q": "x"}, "corpus": {}, "relevant_docs": {"q": ["d"]}}')
+    res = CliRunner().invoke(main, ["train", str(bad), "-o", str(tmp_path / "a")])
+    assert res.exit_code != 0
+    assert "Error:" in res.output and "bad.json" in res.output and "unknown document ids" in res.output
+    assert not (tmp_path / "a").exists()
+    res = CliRunner().invoke(main, ["evaluate", str(bad), "--adapter", str(tmp_path)])
+    assert res.exit_code != 0 and "adapter_config.json not found" in res.output
+
+
+def _evaluate_json(runner, data, adapter, *extra):
+    res = runner.invoke(main, ["evaluate", str(data), "--adapter", str(adapter), "--json", *extra])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+@pytest.mark.slow
+def test_cli_lyft_to_uber_and_uber_split(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", str(FINETUNE_DATA / "train_dataset.json"), "-o", str(tmp_path / "lyft")])
+    assert res.exit_code == 0, res.output
+    cross = _evaluate_json(runner, FINETUNE_DATA / "val_dataset.json", tmp_path / "lyft")
+    assert cross["num_queries"] == 790
+    assert cross["base"]["ndcg@10"] == pytest.approx(0.641, abs=0.002)
+    for metric in ("ndcg@10", "mrr@10", "hit@5"):
+        assert cross["adapted"][metric] >= cross["base"][metric]
+    res = runner.invoke(main, ["train", str(FINETUNE_DATA / "val_dataset.json"), "--holdout", "query", "-o", str(tmp_path / "uber")])
+    assert res.exit_code == 0, res.output
+    same = _evaluate_json(runner, FINETUNE_DATA / "val_dataset.json", tmp_path / "uber")
+    assert same["num_queries"] == 395
+    for metric in ("ndcg@10", "mrr@10", "hit@5"):
+        assert same["adapted"][metric] >= same["base"][metric]
+
+
+@pytest.mark.slow
+def test_cli_covidqa_by_document_not_below_base(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", str(COVIDQA), "--split-name", "train", "-o", str(tmp_path / "covid")])
+    assert res.exit_code == 0, res.output
+    report = _evaluate_json(runner, COVIDQA, tmp_path / "covid", "--split-name", "test")
+    assert report["num_queries"] == 215
+    assert report["base"]["ndcg@10"] == pytest.approx(0.370, abs=0.002)
+    assert report["adapted"]["ndcg@10"] >= report["base"]["ndcg@10"]
