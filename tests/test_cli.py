@@ -40,7 +40,7 @@ def test_train_evaluate_inspect_with_precomputed_vectors(tmp_path):
 
 def test_bad_input_is_one_clear_line(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text('{"queries": {"q": "x"}, "corpus": {}, "relevant_docs": {"q": ["d"]}}')
+    bad.write_text('{"queries": {"q": "x"}, "corpus": {"e": "text"}, "relevant_docs": {"q": ["d"]}}')
     res = CliRunner().invoke(main, ["train", str(bad), "-o", str(tmp_path / "a")])
     assert res.exit_code != 0
     assert "Error:" in res.output and "bad.json" in res.output and "unknown document ids" in res.output
