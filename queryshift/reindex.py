@@ -1,0 +1,507 @@
+"""Safe re-indexing: re-embed a Qdrant collection with a new model behind an alias.
+
+After a full fine-tune (:func:`queryshift.training.finetune.finetune_model`) every stored
+document vector is stale. :func:`reindex_collection` rebuilds them without downtime:
+
+1. The texts come from a payload field of each point (``text_field``) or from a
+   :class:`~queryshift.data.RetrievalDataset` keyed by point id (``dataset``).
+2. They are embedded in batches into a **new** collection with the same distance, the same
+   payloads, the same payload indexes and any other vectors (sparse, other named vectors)
+   copied unchanged. The old collection is only read, never modified or deleted.
+3. Counts are verified: every source point must be in the target exactly once.
+4. An alias is switched to the new collection in one atomic ``update_collection_aliases`` call
+   (delete-alias + create-alias), so searches through the alias move at once. Rolling back is
+   pointing the alias at the old collection again (:attr:`ReindexReport.previous_alias_target`).
+
+**Resuming.** An interrupted run (crash, Ctrl-C, encoder error) is resumed by calling the
+function again with the same arguments. The source is scrolled in id order and, before each
+batch is embedded, the target is asked which of the batch's ids it already holds
+(``retrieve`` without payloads or vectors); only the missing ones are embedded and upserted.
+We chose this over a progress marker because upserts are idempotent and the target itself is
+the only record that cannot drift from what was written: a crash between writing a batch and
+writing a marker can neither skip a batch nor duplicate a point. The target carries a small
+``queryshift_reindex`` entry in its collection metadata (source collection and model), so a
+resume with another model, or into an unrelated existing collection, is refused.
+
+The same code path serves ``QdrantClient(":memory:")``, ``QdrantClient(path=...)`` and
+``QdrantClient(url=...)``: only public client methods are called.
+
+Keep the source read-only while re-indexing: points added meanwhile are picked up by running
+again, but points deleted meanwhile make the count check fail (nothing is switched).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client.http import models
+
+from queryshift.data import RetrievalDataset
+from queryshift.embeddings import Encoder
+from queryshift.errors import DataFormatError, DimensionMismatchError, QueryshiftError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReindexReport", "ReindexError", "reindex_collection", "METADATA_KEY"]
+
+METADATA_KEY = "queryshift_reindex"
+
+
+class ReindexError(QueryshiftError, RuntimeError):
+    """The target collection does not match the source (or a previous run); nothing was switched."""
+
+
+@dataclass(frozen=True)
+class ReindexReport:
+    """What :func:`reindex_collection` did.
+
+    Attributes:
+        source_collection: The collection read (an alias is resolved to its collection).
+        target_collection: The collection written; the alias now points here.
+        alias: The alias switched.
+        previous_alias_target: Where the alias pointed before (``None`` if it did not exist);
+            point the alias back there to roll back.
+        points: Points in the source and in the target (verified equal).
+        written: Points embedded and written by this call.
+        skipped: Points already present in the target from an earlier, interrupted call.
+        dim: Dimension of the new vectors.
+        previous_dim: Dimension of the source vectors.
+        distance: Distance of both collections (``"Cosine"``, ``"Dot"``, ...).
+        vector_name: The re-embedded named vector, or ``None`` for the unnamed default vector.
+        seconds: Wall-clock time of the whole call.
+        embed_seconds: Time spent inside the encoder.
+    """
+
+    source_collection: str
+    target_collection: str
+    alias: str
+    previous_alias_target: str | None
+    points: int
+    written: int
+    skipped: int
+    dim: int
+    previous_dim: int
+    distance: str
+    vector_name: str | None
+    seconds: float
+    embed_seconds: float
+
+    @property
+    def docs_per_second(self) -> float:
+        """Measured embedding throughput of this call (0 when nothing was embedded)."""
+        return self.written / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields plus ``docs_per_second``."""
+        return {**asdict(self), "docs_per_second": round(self.docs_per_second, 3)}
+
+
+def reindex_collection(
+    client: QdrantClient,
+    *,
+    source_collection: str,
+    target_collection: str,
+    alias: str,
+    encoder: Encoder,
+    text_field: str | None = None,
+    dataset: RetrievalDataset | None = None,
+    vector_name: str | None = None,
+    batch_size: int = 128,
+    expected_dim: int | None = None,
+    allow_dim_change: bool = False,
+    show_progress_bar: bool = False,
+) -> ReindexReport:
+    """Re-embed ``source_collection`` into ``target_collection`` and point ``alias`` at it.
+
+    Args:
+        client: Any ``QdrantClient`` (``":memory:"``, ``path=``, ``url=``).
+        source_collection: Collection (or alias) to read; never modified.
+        target_collection: New collection to write; created if missing, resumed if it holds an
+            interrupted run of the same re-index.
+        alias: Alias to point at the target once it is complete. It must not be the name of a
+            collection (Qdrant cannot alias over one); it may be the alias ``source_collection`` is.
+        encoder: The new model: ``encode_documents(texts) -> (n, dim)`` float32
+            (e.g. ``SentenceTransformerEncoder("path/to/finetuned", cache=False)``).
+        text_field: Payload field holding each point's text. A dotted path reaches into nested
+            objects and JSON strings, e.g. ``"_node_content.text"`` for LlamaIndex collections.
+        dataset: Alternatively, texts by point id: ``dataset.documents[str(point_id)]``.
+        vector_name: Which named vector to re-embed; ``None`` picks the unnamed vector or the
+            only dense named vector. Other vectors are copied unchanged.
+        batch_size: Points per scroll, embedding call and upsert.
+        expected_dim: Fail unless the encoder produces vectors of this dimension.
+        allow_dim_change: Allow the new vectors to have another dimension than the source's.
+        show_progress_bar: tqdm bars over points written and verified.
+
+    Returns:
+        A :class:`ReindexReport`.
+
+    Raises:
+        DataFormatError: A point lacks ``text_field`` (or ``dataset`` lacks its id); the message
+            names the point id and the field.
+        DimensionMismatchError: The new dimension differs from the source's without
+            ``allow_dim_change=True``, or from ``expected_dim`` / an existing target.
+        ReindexError: The target exists but was not started by this re-index, or verification
+            found missing points; the alias is left untouched.
+
+    Example:
+        >>> import numpy as np
+        >>> from qdrant_client import QdrantClient, models
+        >>> class Doubled:
+        ...     model_id = "toy"
+        ...     def encode_documents(self, texts):
+        ...         return np.array([[len(t), 1.0] for t in texts], np.float32)
+        ...     def encode_queries(self, texts):
+        ...         return self.encode_documents(texts)
+        >>> client = QdrantClient(":memory:")
+        >>> client.create_collection("v1", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+        True
+        >>> _ = client.upsert("v1", [models.PointStruct(id=i, vector=[0.0, 1.0], payload={"text": "x" * i})
+        ...                          for i in range(1, 4)])
+        >>> report = reindex_collection(client, source_collection="v1", target_collection="v2", alias="docs",
+        ...                             encoder=Doubled(), text_field="text")
+        >>> report.points, report.written, client.get_aliases().aliases[0].collection_name
+        (3, 3, 'v2')
+    """
+    started = time.perf_counter()
+    if (text_field is None) == (dataset is None):
+        raise ValueError("pass exactly one of text_field (a payload field) or dataset (texts by point id)")
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    aliases = {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
+    collections = {c.name for c in client.get_collections().collections}
+    source = aliases.get(source_collection, source_collection)
+    if source not in collections:
+        raise ValueError(f"source_collection {source_collection!r} is neither a collection nor an alias")
+    if target_collection in (source, source_collection):
+        raise ValueError(
+            f"target_collection must be a new collection, got {target_collection!r} which is the source"
+        )
+    if target_collection in aliases:
+        raise ValueError(f"target_collection {target_collection!r} is an alias; give a collection name")
+    if alias in collections:
+        raise ValueError(
+            f"alias {alias!r} is the name of a collection, and Qdrant cannot alias over a collection; "
+            f"choose another alias (and point your application at it)"
+        )
+
+    info = client.get_collection(source)
+    dense_name, params, other_dense, sparse = _vector_layout(info, vector_name, source)
+    source_count = client.count(source, exact=True).count
+    if source_count == 0:
+        raise ValueError(f"source collection {source!r} is empty; nothing to re-index")
+    texts_of = _text_getter(text_field, dataset, source)
+
+    first, _ = client.scroll(source, limit=1, with_payload=True, with_vectors=False)
+    probe = _encode(encoder, [texts_of(first[0])])
+    dim = int(probe.shape[1])
+    if expected_dim is not None and dim != expected_dim:
+        raise DimensionMismatchError(
+            f"encoder {encoder.model_id!r} produces dim={dim} vectors, expected_dim={expected_dim}"
+        )
+    if dim != params.size and not allow_dim_change:
+        raise DimensionMismatchError(
+            f"encoder {encoder.model_id!r} produces dim={dim} vectors but {source!r} stores dim={params.size}; "
+            "pass allow_dim_change=True if the new model is meant to change the dimension "
+            "(every query must then be embedded with the new model)"
+        )
+
+    marker = {
+        "source_collection": source,
+        "model_id": encoder.model_id,
+        "vector_name": dense_name,
+        "text_field": text_field,
+    }
+    if target_collection in collections:
+        _check_resumable(client, target_collection, marker, dense_name, dim)
+        logger.info("resuming the re-index into existing collection %r", target_collection)
+    else:
+        _create_target(client, target_collection, info, dense_name, params, other_dense, sparse, dim, marker)
+
+    copied = [*other_dense, *sparse]
+    written = skipped = 0
+    embed_seconds = 0.0
+    from tqdm.auto import tqdm
+
+    with tqdm(total=source_count, desc="re-embedding", unit="pt", disable=not show_progress_bar) as bar:
+        offset = None
+        while True:
+            points, offset = client.scroll(
+                source,
+                limit=batch_size,
+                offset=offset,
+                with_payload=True,
+                with_vectors=copied if copied else False,
+            )
+            if not points:
+                break
+            present = {
+                _key(r.id)
+                for r in client.retrieve(
+                    target_collection, [p.id for p in points], with_payload=False, with_vectors=False
+                )
+            }
+            todo = [p for p in points if _key(p.id) not in present]
+            skipped += len(points) - len(todo)
+            if todo:
+                texts = [texts_of(p) for p in todo]
+                tick = time.perf_counter()
+                vectors = _encode(encoder, texts)  # (len(todo), dim)
+                embed_seconds += time.perf_counter() - tick
+                if vectors.shape != (len(todo), dim):
+                    raise DimensionMismatchError(
+                        f"encoder returned shape {vectors.shape} for {len(todo)} texts, expected ({len(todo)}, {dim})"
+                    )
+                client.upsert(
+                    target_collection,
+                    [
+                        models.PointStruct(
+                            id=p.id, vector=_vector(p, row, dense_name, copied), payload=p.payload
+                        )
+                        for p, row in zip(todo, vectors, strict=True)
+                    ],
+                    wait=True,
+                )
+                written += len(todo)
+            bar.update(len(points))
+            if offset is None:
+                break
+
+    _verify(client, source, target_collection, batch_size, show_progress_bar)
+    previous = aliases.get(alias)
+    operations: list[Any] = []
+    if previous is not None:
+        operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+    operations.append(
+        models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name=target_collection, alias_name=alias)
+        )
+    )
+    client.update_collection_aliases(change_aliases_operations=operations)
+    logger.info(
+        "alias %r now points at %r (was %r); %d points, %d written, %d already present",
+        alias,
+        target_collection,
+        previous,
+        source_count,
+        written,
+        skipped,
+    )
+    return ReindexReport(
+        source_collection=source,
+        target_collection=target_collection,
+        alias=alias,
+        previous_alias_target=previous,
+        points=source_count,
+        written=written,
+        skipped=skipped,
+        dim=dim,
+        previous_dim=int(params.size),
+        distance=str(params.distance.value if hasattr(params.distance, "value") else params.distance),
+        vector_name=dense_name or None,
+        seconds=round(time.perf_counter() - started, 3),
+        embed_seconds=round(embed_seconds, 3),
+    )
+
+
+def _vector_layout(
+    info: models.CollectionInfo, vector_name: str | None, source: str
+) -> tuple[str, models.VectorParams, dict[str, models.VectorParams], dict[str, Any]]:
+    """(dense name or "" for unnamed, its params, other dense vectors, sparse vectors) of the source."""
+    vectors = info.config.params.vectors
+    sparse = dict(info.config.params.sparse_vectors or {})
+    if isinstance(vectors, models.VectorParams):
+        if vector_name not in (None, ""):
+            raise ValueError(
+                f"vector_name={vector_name!r} given but {source!r} has a single unnamed vector; leave it unset"
+            )
+        name, params, others = "", vectors, {}
+    else:
+        dense = dict(vectors or {})
+        if vector_name is None:
+            if len(dense) != 1:
+                raise ValueError(
+                    f"{source!r} has dense vectors {sorted(dense)}; pass vector_name to choose which to re-embed"
+                )
+            vector_name = next(iter(dense))
+        if vector_name not in dense:
+            raise ValueError(
+                f"vector_name={vector_name!r} is not a dense vector of {source!r}; it has {sorted(dense)}"
+            )
+        name, params = vector_name, dense[vector_name]
+        others = {k: v for k, v in dense.items() if k != vector_name}
+    if params.multivector_config is not None:
+        raise ValueError(
+            f"vector {name or '(unnamed)'!r} of {source!r} is a multi-vector; re-indexing supports single vectors"
+        )
+    return name, params, others, sparse
+
+
+def _text_getter(text_field: str | None, dataset: RetrievalDataset | None, source: str):
+    if dataset is not None:
+        documents = dataset.documents
+
+        def from_dataset(point: Any) -> str:
+            key = str(point.id)
+            if key not in documents:
+                raise DataFormatError(
+                    f"point id {point.id!r} of {source!r} has no document in dataset {dataset.name or ''!r} "
+                    "(documents are looked up by str(point id))",
+                    field="documents",
+                )
+            return documents[key]
+
+        return from_dataset
+
+    if text_field is None:
+        raise ValueError("pass text_field (a payload field) or dataset (texts by point id)")
+
+    def from_payload(point: Any) -> str:
+        value = _lookup(point.payload or {}, text_field)
+        if not isinstance(value, str) or not value.strip():
+            found = "missing" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
+            raise DataFormatError(
+                f"point id {point.id!r} has no text in payload field {text_field!r} ({found}); "
+                f"payload keys: {sorted(point.payload or {})[:10]}",
+                path=source,
+                field=text_field,
+            )
+        return value
+
+    return from_payload
+
+
+def _lookup(payload: dict[str, Any], path: str) -> Any:
+    """``payload[path]``, else walk a dotted path, decoding JSON strings on the way."""
+    if path in payload:
+        return payload[path]
+    value: Any = payload
+    for part in path.split("."):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                return None
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _encode(encoder: Encoder, texts: list[str]) -> np.ndarray:
+    vectors = np.asarray(encoder.encode_documents(texts), dtype=np.float32)  # (n, dim)
+    if vectors.ndim != 2 or len(vectors) != len(texts):
+        raise DimensionMismatchError(
+            f"encoder {encoder.model_id!r} returned shape {vectors.shape} for {len(texts)} texts; expected (n, dim)"
+        )
+    if not np.isfinite(vectors).all():
+        raise ValueError(f"encoder {encoder.model_id!r} returned non-finite vectors")
+    return vectors
+
+
+def _key(point_id: Any) -> Any:
+    """Point ids compared by value: ints as is, UUID strings in canonical form."""
+    if isinstance(point_id, str):
+        try:
+            return str(uuid.UUID(point_id))
+        except ValueError:
+            return point_id
+    return point_id
+
+
+def _vector(point: Any, row: np.ndarray, dense_name: str, copied: list[str]) -> Any:
+    if not dense_name and not copied:
+        return row.tolist()
+    out: dict[str, Any] = {dense_name: row.tolist()}
+    stored = point.vector if isinstance(point.vector, dict) else {}
+    for name in copied:
+        if name in stored:
+            out[name] = stored[name]
+    return out
+
+
+def _create_target(
+    client: QdrantClient,
+    target: str,
+    info: models.CollectionInfo,
+    dense_name: str,
+    params: models.VectorParams,
+    other_dense: dict[str, models.VectorParams],
+    sparse: dict[str, Any],
+    dim: int,
+    marker: dict[str, Any],
+) -> None:
+    new_params = params.model_copy(update={"size": dim})
+    vectors_config: Any = new_params if not dense_name else {dense_name: new_params, **other_dense}
+    client.create_collection(
+        target,
+        vectors_config=vectors_config,
+        sparse_vectors_config=sparse or None,
+        on_disk_payload=info.config.params.on_disk_payload,
+        metadata={METADATA_KEY: marker},
+    )
+    for field_name, schema in (info.payload_schema or {}).items():
+        client.create_payload_index(
+            target, field_name=field_name, field_schema=schema.params or schema.data_type, wait=True
+        )
+    logger.info("created %r (dim=%d) for the re-index of %r", target, dim, marker["source_collection"])
+
+
+def _check_resumable(
+    client: QdrantClient, target: str, marker: dict[str, Any], dense_name: str, dim: int
+) -> None:
+    info = client.get_collection(target)
+    found = (info.config.metadata or {}).get(METADATA_KEY)
+    if found is None:
+        raise ReindexError(
+            f"target_collection {target!r} already exists and was not created by a queryshift re-index; "
+            "choose a new target name (existing collections are never overwritten)"
+        )
+    if found != marker:
+        changed = sorted(k for k in marker if found.get(k) != marker[k])
+        raise ReindexError(
+            f"target_collection {target!r} holds an interrupted re-index with other settings "
+            f"({', '.join(f'{k}: {found.get(k)!r} now {marker[k]!r}' for k in changed)}); "
+            "resume with the same settings or choose a new target name"
+        )
+    vectors = info.config.params.vectors
+    params = vectors if isinstance(vectors, models.VectorParams) else (vectors or {}).get(dense_name)
+    if params is None or params.size != dim:
+        raise DimensionMismatchError(
+            f"target_collection {target!r} stores dim={getattr(params, 'size', None)} but the encoder produces dim={dim}"
+        )
+
+
+def _verify(client: QdrantClient, source: str, target: str, batch_size: int, show_progress_bar: bool) -> None:
+    """Every source id is in the target, and the target holds nothing else."""
+    from tqdm.auto import tqdm
+
+    source_count = client.count(source, exact=True).count
+    target_count = client.count(target, exact=True).count
+    missing: list[Any] = []
+    offset = None
+    with tqdm(total=source_count, desc="verifying", unit="pt", disable=not show_progress_bar) as bar:
+        while True:
+            points, offset = client.scroll(
+                source, limit=batch_size, offset=offset, with_payload=False, with_vectors=False
+            )
+            if not points:
+                break
+            ids = [p.id for p in points]
+            found = {_key(r.id) for r in client.retrieve(target, ids, with_payload=False, with_vectors=False)}
+            missing.extend(i for i in ids if _key(i) not in found)
+            bar.update(len(points))
+            if offset is None:
+                break
+    if missing or source_count != target_count:
+        raise ReindexError(
+            f"verification failed: source {source!r} has {source_count} points, target {target!r} has "
+            f"{target_count}; {len(missing)} source points missing from the target (e.g. {missing[:5]}). "
+            "Was the source modified during the re-index? Run again to add missing points; the alias was not switched"
+        )
