@@ -109,7 +109,9 @@ def vector_params(
             f"collection {collection_name!r} has no unnamed vector (named dense vectors: {named}); "
             "pass using=NAME in the query and key the adapter as (collection, NAME)"
         )
-    available = "an unnamed vector only (use using=None)" if isinstance(vectors, models.VectorParams) else named
+    available = (
+        "an unnamed vector only (use using=None)" if isinstance(vectors, models.VectorParams) else named
+    )
     raise ValueError(
         f"collection {collection_name!r} has no dense vector named {name!r}; it has {available}"
         + (f" and sparse vectors {sparse}" if sparse else "")
@@ -127,7 +129,9 @@ def _pending_usings(
     found: dict[str | None, None] = {}
 
     def record(using: str | None, vector: Any) -> Any:
-        if table.resolve(collection_name, using) is not None and not table.is_verified(collection_name, using):
+        if table.resolve(collection_name, using) is not None and not table.is_verified(
+            collection_name, using
+        ):
             found[using or None] = None
         return vector  # unchanged: the walk copies nothing
 
@@ -175,7 +179,9 @@ class _AdapterConfiguration:
     def __init__(self, adapters: Mapping[AdapterKey, QueryAdapter] | None) -> None:
         self.registry = AdapterRegistry(adapters)
 
-    def resolve_configured(self, collection_name: str, using: str | None) -> tuple[AdapterTable, QueryAdapter]:
+    def resolve_configured(
+        self, collection_name: str, using: str | None
+    ) -> tuple[AdapterTable, QueryAdapter]:
         table = self.registry.table
         adapter = table.resolve(collection_name, using)
         if adapter is None:
@@ -209,15 +215,16 @@ class AdaptedQdrantClient:
         >>> from queryshift.adapters import LinearAdapter
         >>> client = QdrantClient(":memory:")
         >>> _ = client.create_collection("docs", vectors_config=models.VectorParams(size=4, distance="Cosine"))
-        >>> _ = client.upsert("docs", [models.PointStruct(id=i, vector=np.eye(4)[i].tolist()) for i in range(4)])
+        >>> vectors = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.8, 0.6, 0.0, 0.0]]
+        >>> _ = client.upsert("docs", [models.PointStruct(id=i, vector=v) for i, v in enumerate(vectors)])
         >>> swap = LinearAdapter(LinearAdapter.identity(4).config, weight=np.eye(4)[[1, 0, 2, 3]])
         >>> adapted = AdaptedQdrantClient(client, adapters={"docs": swap})
-        >>> adapted.query_points("docs", query=[1.0, 0.0, 0.0, 0.0], limit=1).points[0].id
+        >>> adapted.query_points("docs", query=[1.0, 0.0, 0.0, 0.0], limit=1).points[0].id  # adapted
         1
-        >>> adapted.query_points("docs", query=0, limit=1).points[0].id  # by id: the stored vector
-        0
+        >>> adapted.query_points("docs", query=0, limit=1).points[0].id  # by id: stored vector, untouched
+        2
         >>> adapted.count("docs").count  # every other method is the client's own
-        4
+        3
     """
 
     def __init__(

@@ -198,7 +198,16 @@ def rewrite_query(query: Any, using: str | None, fn: VectorFn) -> Any:
 
 
 def rewrite_prefetch(prefetch: models.Prefetch, fn: VectorFn) -> models.Prefetch:
-    """Replace raw dense vectors in ``prefetch`` and its nested prefetches, each with its own ``using``."""
+    """Replace raw dense vectors in ``prefetch`` and its nested prefetches, each with its own ``using``.
+
+    Example:
+        >>> inner = models.Prefetch(query=[1.0, 0.0], using="image", limit=5)
+        >>> outer = models.Prefetch(query=[0.0, 1.0], using="text", prefetch=inner, limit=3)
+        >>> seen = []
+        >>> _ = rewrite_prefetch(outer, lambda using, v: seen.append(using) or v)
+        >>> seen
+        ['text', 'image']
+    """
     query = rewrite_query(prefetch.query, prefetch.using, fn)
     nested = rewrite_prefetches(prefetch.prefetch, fn)
     if query is prefetch.query and nested is prefetch.prefetch:
@@ -209,7 +218,12 @@ def rewrite_prefetch(prefetch: models.Prefetch, fn: VectorFn) -> models.Prefetch
 def rewrite_prefetches(
     prefetch: models.Prefetch | Sequence[models.Prefetch] | None, fn: VectorFn
 ) -> models.Prefetch | list[models.Prefetch] | None:
-    """:func:`rewrite_prefetch` over ``None``, one prefetch or a list of them."""
+    """:func:`rewrite_prefetch` over ``None``, one prefetch or a list of them.
+
+    Example:
+        >>> rewrite_prefetches(None, lambda using, v: v) is None
+        True
+    """
     if prefetch is None:
         return None
     if isinstance(prefetch, models.Prefetch):
@@ -221,7 +235,15 @@ def rewrite_prefetches(
 def rewrite_request(
     request: models.QueryRequest | models.QueryGroupsRequest, fn: VectorFn
 ) -> models.QueryRequest | models.QueryGroupsRequest:
-    """Replace raw dense vectors in a batch request (its ``query`` and ``prefetch``)."""
+    """Replace raw dense vectors in a batch request (its ``query`` and ``prefetch``).
+
+    Example:
+        >>> request = models.QueryRequest(query=[1.0, 2.0], limit=3)
+        >>> rewrite_request(request, lambda using, v: [0.0, 1.0]).query
+        [0.0, 1.0]
+        >>> request.query  # the caller's request is unchanged
+        [1.0, 2.0]
+    """
     if not isinstance(request, (models.QueryRequest, models.QueryGroupsRequest)):
         raise TypeError(f"expected a models.QueryRequest, got {type(request).__name__}")
     query = rewrite_query(request.query, request.using, fn)

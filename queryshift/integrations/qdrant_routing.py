@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Union
 
 from queryshift.adapters.base import QueryAdapter
 from queryshift.errors import DimensionMismatchError, DistanceMismatchError
@@ -37,7 +36,7 @@ __all__ = [
     "distance_name",
 ]
 
-AdapterKey = Union[str, tuple[str, Union[str, None]]]
+AdapterKey = str | tuple[str, str | None]
 """``"collection"`` (all its dense vectors) or ``("collection", using)`` (one vector)."""
 
 _DISTANCES = {"cosine": "cosine", "dot": "dot", "euclid": "euclid"}
@@ -164,16 +163,14 @@ class AdapterRegistry:
         """The current snapshot; keep the returned object for the whole query."""
         return self._table
 
-    def update(self, change: Callable[[dict[AdapterKey, QueryAdapter]], None]) -> AdapterTable:
+    def update(self, change: Callable[[dict[AdapterKey, QueryAdapter]], None]) -> None:
         """Apply ``change`` to a copy of the current mapping and publish the result atomically."""
         with self._lock:
             mapping = self._table.as_mapping()
             change(mapping)
-            table = self._table.replaced(mapping)
-            self._table = table
-        return table
+            self._table = self._table.replaced(mapping)
 
-    def replace(self, adapters: Mapping[AdapterKey, QueryAdapter] | None) -> AdapterTable:
+    def replace(self, adapters: Mapping[AdapterKey, QueryAdapter] | None) -> None:
         """Publish ``adapters`` as the whole new configuration."""
         new = dict(adapters or {})
 
@@ -181,26 +178,28 @@ class AdapterRegistry:
             mapping.clear()
             mapping.update(new)
 
-        return self.update(change)
+        self.update(change)
 
-    def set(self, key: AdapterKey, adapter: QueryAdapter) -> AdapterTable:
+    def set(self, key: AdapterKey, adapter: QueryAdapter) -> None:
         """Add or replace one entry."""
 
         def change(mapping: dict[AdapterKey, QueryAdapter]) -> None:
             mapping[_normalize_key(key)] = adapter
 
-        return self.update(change)
+        self.update(change)
 
-    def remove(self, key: AdapterKey) -> AdapterTable:
+    def remove(self, key: AdapterKey) -> None:
         """Remove one entry; a missing key raises ``KeyError`` naming the configured keys."""
 
         def change(mapping: dict[AdapterKey, QueryAdapter]) -> None:
             normalized = _normalize_key(key)
             if normalized not in mapping:
-                raise KeyError(f"no adapter configured for {key!r}; configured keys: {sorted(map(str, mapping))}")
+                raise KeyError(
+                    f"no adapter configured for {key!r}; configured keys: {sorted(map(str, mapping))}"
+                )
             del mapping[normalized]
 
-        return self.update(change)
+        self.update(change)
 
 
 def _normalize_key(key: AdapterKey) -> AdapterKey:

@@ -1,0 +1,337 @@
+"""Latency the query adapter adds to a Qdrant query, and what applying an adapter costs alone.
+
+Run from the repository root::
+
+    python -m benchmarks.qdrant_latency
+
+Measures, on seeded random unit vectors (20,000 points, d=384, cosine):
+
+* ``adapter.apply`` alone for one query vector (linear d×d, low-rank r=32, residual MLP h=512);
+* qdrant-client local mode (``QdrantClient(":memory:")``, exact numpy search):
+  ``client.query_points`` vs ``AdaptedQdrantClient.query_points`` with a linear adapter;
+* qdrant-edge (the Qdrant engine in-process, HNSW index built with ``optimize()``):
+  ``shard.query`` vs ``AdaptedEdgeShard.query``.
+
+Plain and adapted calls alternate query by query (in alternating order), so drift in machine
+load hits both alike; the added latency is the median of the paired differences. Writes
+``benchmarks/results/qdrant_latency.json`` and ``.md`` with the machine description.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import queryshift
+from queryshift.adapters import AdapterConfig, LinearAdapter, ResidualMLPAdapter
+from queryshift.atomic import atomic_write_text
+
+CONFIG = {
+    "points": 20_000,
+    "dim": 384,
+    "queries": 300,
+    "warmup": 30,
+    "limit": 10,
+    "apply_repeats": 5_000,
+    "hnsw": {"m": 16, "ef_construct": 100},
+    "seed": 0,
+}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    x = rng.normal(size=(n, dim)).astype(np.float32)  # (n, dim)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def linear_adapter(dim: int, seed: int) -> LinearAdapter:
+    rng = np.random.default_rng(seed)
+    weight = np.eye(dim, dtype=np.float32) + 0.05 * rng.normal(size=(dim, dim)).astype(np.float32)
+    return LinearAdapter(AdapterConfig(kind="linear", dim=dim), weight=weight)
+
+
+def low_rank_adapter(dim: int, rank: int, seed: int) -> LinearAdapter:
+    rng = np.random.default_rng(seed)
+    u = 0.05 * rng.normal(size=(dim, rank)).astype(np.float32)
+    v = 0.05 * rng.normal(size=(dim, rank)).astype(np.float32)
+    return LinearAdapter(AdapterConfig(kind="low_rank", dim=dim, rank=rank), u=u, v=v)
+
+
+def stats_us(samples_ns: list[int] | np.ndarray) -> dict[str, float]:
+    a = np.asarray(samples_ns, dtype=np.float64) / 1e3  # µs
+    return {
+        "median_us": round(float(np.median(a)), 2),
+        "p95_us": round(float(np.percentile(a, 95)), 2),
+        "mean_us": round(float(a.mean()), 2),
+    }
+
+
+def time_apply(adapter, vector: np.ndarray, repeats: int) -> dict[str, float]:
+    for _ in range(200):
+        adapter.apply(vector)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        adapter.apply(vector)
+        samples.append(time.perf_counter_ns() - start)
+    return stats_us(samples)
+
+
+def paired(
+    plain: Callable[[np.ndarray], object], adapted: Callable[[np.ndarray], object], queries: np.ndarray
+) -> dict:
+    """Alternate plain/adapted per query (order flipped every query); return both and the paired difference."""
+    warmup = CONFIG["warmup"]
+    for q in queries[:warmup]:
+        plain(q)
+        adapted(q)
+    t_plain, t_adapted = [], []
+    for i, q in enumerate(queries[warmup:]):
+        order = (plain, adapted) if i % 2 == 0 else (adapted, plain)
+        for fn in order:
+            start = time.perf_counter_ns()
+            fn(q)
+            elapsed = time.perf_counter_ns() - start
+            (t_plain if fn is plain else t_adapted).append(elapsed)
+    diff = np.asarray(t_adapted, np.float64) - np.asarray(t_plain, np.float64)
+    return {
+        "plain": stats_us(t_plain),
+        "adapted": stats_us(t_adapted),
+        "added_median_us": round(float(np.median(diff)) / 1e3, 2),
+        "added_mean_us": round(float(diff.mean()) / 1e3, 2),
+        "timed_queries": len(t_plain),
+    }
+
+
+def bench_local(docs: np.ndarray, queries: np.ndarray, adapter: LinearAdapter) -> dict:
+    from qdrant_client import QdrantClient, models
+
+    from queryshift.integrations.qdrant import AdaptedQdrantClient
+
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "bench", vectors_config=models.VectorParams(size=docs.shape[1], distance=models.Distance.COSINE)
+    )
+    started = time.perf_counter()
+    client.upload_collection("bench", vectors=docs, ids=list(range(len(docs))), batch_size=1024)
+    load_s = time.perf_counter() - started
+    adapted = AdaptedQdrantClient(client, adapters={"bench": adapter})
+    limit = CONFIG["limit"]
+    out = paired(
+        lambda q: client.query_points("bench", query=q.tolist(), limit=limit),
+        lambda q: adapted.query_points("bench", query=q.tolist(), limit=limit),
+        queries,
+    )
+    out["load_s"] = round(load_s, 2)
+    client.close()
+    return out
+
+
+def bench_local_wrapper_only(queries: np.ndarray, adapter: LinearAdapter) -> dict:
+    """A one-point collection: the search is nearly free, so the difference is the wrapper's own cost."""
+    from qdrant_client import QdrantClient, models
+
+    from queryshift.integrations.qdrant import AdaptedQdrantClient
+
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "one", vectors_config=models.VectorParams(size=queries.shape[1], distance="Cosine")
+    )
+    client.upsert("one", [models.PointStruct(id=0, vector=queries[0].tolist())])
+    adapted = AdaptedQdrantClient(client, adapters={"one": adapter})
+    out = paired(
+        lambda q: client.query_points("one", query=q.tolist(), limit=1),
+        lambda q: adapted.query_points("one", query=q.tolist(), limit=1),
+        queries,
+    )
+    client.close()
+    return out
+
+
+def bench_edge(docs: np.ndarray, queries: np.ndarray, adapter: LinearAdapter) -> dict:
+    import qdrant_edge as qe
+
+    from queryshift.integrations.qdrant_edge import AdaptedEdgeShard
+
+    config = qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(size=docs.shape[1], distance=qe.Distance.Cosine),
+        hnsw_config=qe.HnswIndexConfig(
+            m=CONFIG["hnsw"]["m"], ef_construct=CONFIG["hnsw"]["ef_construct"], full_scan_threshold=10
+        ),
+        optimizers=qe.EdgeOptimizersConfig(default_segment_number=1),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        shard = qe.EdgeShard.create(tmp, config)
+        rows = docs.tolist()
+        started = time.perf_counter()
+        for start in range(0, len(rows), 2000):
+            points = [qe.Point(i, rows[i]) for i in range(start, min(start + 2000, len(rows)))]
+            shard.update(qe.UpdateOperation.upsert_points(points))
+        shard.optimize()
+        build_s = time.perf_counter() - started
+        info = shard.info()
+        adapted = AdaptedEdgeShard(shard, adapter, config=config)
+        limit = CONFIG["limit"]
+        out = paired(
+            lambda q: shard.query(qe.QueryRequest(limit=limit, query=qe.Query.Nearest(q.tolist()))),
+            lambda q: adapted.query(limit=limit, query=qe.Query.Nearest(q.tolist())),
+            queries,
+        )
+        # Building the request only (no search): the wrapper's own cost on this backend.
+        out["request_building"] = paired(
+            lambda q: qe.QueryRequest(limit=limit, query=qe.Query.Nearest(q.tolist())),
+            lambda q: adapted.request(limit=limit, query=qe.Query.Nearest(q.tolist())),
+            queries,
+        )
+        out["build_s"] = round(build_s, 2)
+        out["indexed_vectors"] = info.indexed_vectors_count
+        out["segments"] = info.segments_count
+        shard.close()
+    return out
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import qdrant_client
+
+    try:
+        from importlib.metadata import version
+
+        edge_version = version("qdrant-edge-py")
+        client_version = version("qdrant-client")
+    except Exception:  # noqa: BLE001 - informational only
+        edge_version = client_version = getattr(qdrant_client, "__version__", "unknown")
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "qdrant_client": client_version,
+        "qdrant_edge_py": edge_version,
+        "queryshift": queryshift.__version__,
+    }
+
+
+def render(report: dict) -> str:
+    m, c = report["machine"], report["config"]
+    lines = [
+        "# Qdrant wrapper latency",
+        "",
+        f"Command: `{report['command']}` ({report['total_s']} s). {c['points']:,} seeded random unit vectors, "
+        f"d={c['dim']}, cosine, limit={c['limit']}; {c['queries'] - c['warmup']} timed queries after "
+        f"{c['warmup']} warm-up, plain and adapted calls alternating per query.",
+        "",
+        f"Machine: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
+        f"load average {m['load_average_1_5_15']} at the end (the machine was shared with other jobs); "
+        f"Python {m['python']}, numpy {m['numpy']}, qdrant-client {m['qdrant_client']}, "
+        f"qdrant-edge-py {m['qdrant_edge_py']}, queryshift {m['queryshift']}.",
+        "",
+        "## Adapter apply alone (one query vector)",
+        "",
+        "| adapter | median µs | p95 µs |",
+        "|---|---:|---:|",
+    ]
+    for name, s in report["apply"].items():
+        lines.append(f"| {name} | {s['median_us']} | {s['p95_us']} |")
+    lines += [
+        "",
+        "## Query latency, plain vs through the wrapper (linear adapter)",
+        "",
+        "| backend | plain median µs | adapted median µs | added (median of paired differences) µs | plain p95 µs | adapted p95 µs |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in report["backends"].items():
+        lines.append(
+            f"| {name} | {r['plain']['median_us']} | {r['adapted']['median_us']} | {r['added_median_us']} | "
+            f"{r['plain']['p95_us']} | {r['adapted']['p95_us']} |"
+        )
+    edge = report["backends"].get("qdrant-edge HNSW")
+    if edge:
+        r = edge["request_building"]
+        lines.append(
+            f"| qdrant-edge, building the request only (wrapper cost alone) | {r['plain']['median_us']} | "
+            f"{r['adapted']['median_us']} | {r['added_median_us']} | {r['plain']['p95_us']} | {r['adapted']['p95_us']} |"
+        )
+        lines += [
+            "",
+            f"qdrant-edge: HNSW m={c['hnsw']['m']}, ef_construct={c['hnsw']['ef_construct']}, built in "
+            f"{edge['build_s']} s ({edge['indexed_vectors']} indexed vectors, {edge['segments']} segments).",
+        ]
+    lines += [
+        "",
+        "The added latency is the adapter's matrix-vector product plus walking the request and converting "
+        "vectors between Python lists and numpy; it does not grow with the collection. Local mode's exact "
+        "search over 20k points is slow and noisy, so its paired difference is mostly noise; the one-point "
+        "collection and the request-building rows isolate the wrapper's own cost. On a shared, overloaded "
+        "machine every figure is inflated; compare rows of the same run only.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    started = time.perf_counter()
+    rng = np.random.default_rng(CONFIG["seed"])
+    dim = CONFIG["dim"]
+    docs = unit(rng, CONFIG["points"], dim)  # (points, dim)
+    # Queries near documents, as real queries are.
+    picks = rng.integers(0, CONFIG["points"], size=CONFIG["queries"])
+    queries = docs[picks] + 0.05 * rng.normal(size=(CONFIG["queries"], dim)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)  # (queries, dim)
+    adapter = linear_adapter(dim, seed=1)
+    vector = queries[0]
+
+    print("timing adapter.apply ...", file=sys.stderr)
+    apply = {
+        f"linear {dim}×{dim}": time_apply(adapter, vector, CONFIG["apply_repeats"]),
+        "low_rank r=32": time_apply(low_rank_adapter(dim, 32, seed=2), vector, CONFIG["apply_repeats"]),
+        "residual_mlp h=512": time_apply(
+            ResidualMLPAdapter.identity(dim, hidden_dim=512, seed=3), vector, CONFIG["apply_repeats"]
+        ),
+    }
+    print("local mode ...", file=sys.stderr)
+    backends = {
+        "qdrant-client local (:memory:, exact)": bench_local(docs, queries, adapter),
+        "qdrant-client local, 1-point collection (wrapper cost alone)": bench_local_wrapper_only(
+            queries, adapter
+        ),
+    }
+    print("qdrant-edge HNSW (building the index) ...", file=sys.stderr)
+    backends["qdrant-edge HNSW"] = bench_edge(docs, queries, adapter)
+
+    report = {
+        "command": "python -m benchmarks.qdrant_latency"
+        + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""),
+        "config": CONFIG,
+        "apply": apply,
+        "backends": backends,
+        "machine": machine(),
+        "total_s": round(time.perf_counter() - started, 1),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(RESULTS / "qdrant_latency.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(RESULTS / "qdrant_latency.md", render(report))
+    print(render(report))
+
+
+if __name__ == "__main__":
+    main()
