@@ -168,11 +168,10 @@ def finetune_model(
     model_path = resolve_model_name(config.model)
     model = SentenceTransformer(model_path)
     distance = _distance_of(model)
-    dim = int(model.get_sentence_embedding_dimension())
+    dim = int(model.get_embedding_dimension())
     if config.matryoshka_dims and max(config.matryoshka_dims) > dim:
         raise ValueError(
-            f"matryoshka_dims {list(config.matryoshka_dims)} exceed the model's dim={dim}; "
-            f"use dims <= {dim}"
+            f"matryoshka_dims {list(config.matryoshka_dims)} exceed the model's dim={dim}; use dims <= {dim}"
         )
 
     tick = time.perf_counter()
@@ -380,6 +379,8 @@ def _build_trainer(
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from torch.cuda import is_available as cuda_available
+    from transformers.trainer_callback import PrinterCallback
 
     evaluator = InformationRetrievalEvaluator(
         queries=validation.queries,
@@ -398,7 +399,10 @@ def _build_trainer(
         schedule: dict[str, Any] = {"eval_strategy": "epoch"}
     else:
         # A float below 1 is a fraction of all training steps.
-        schedule = {"eval_strategy": "steps", "eval_steps": 1.0 / (config.epochs * config.evaluations_per_epoch)}
+        schedule = {
+            "eval_strategy": "steps",
+            "eval_steps": 1.0 / (config.epochs * config.evaluations_per_epoch),
+        }
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
         num_train_epochs=config.epochs,
@@ -418,15 +422,20 @@ def _build_trainer(
         report_to="none",
         disable_tqdm=not show_progress_bar,
         logging_strategy="no",
+        dataloader_pin_memory=cuda_available(),
         **schedule,
     )
-    return SentenceTransformerTrainer(
+    trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=pairs,
         loss=_build_loss(model, config),
         evaluator=evaluator,
     )
+    if not show_progress_bar:
+        # Without bars the trainer falls back to printing every log dict; the library never prints.
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def _best_metric_key(model: SentenceTransformer) -> str:
