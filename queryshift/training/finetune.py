@@ -36,6 +36,7 @@ import numpy as np
 from queryshift.atomic import atomic_directory
 from queryshift.data import RetrievalDataset
 from queryshift.embeddings import SentenceTransformerEncoder, embed_dataset, resolve_model_name
+from queryshift.errors import MissingDependencyError
 from queryshift.evaluation import evaluate_retrieval
 from queryshift.splits import split_dataset
 from queryshift.training.finetune_config import FinetuneConfig
@@ -163,6 +164,7 @@ def finetune_model(
             "validation queries must be held out of training"
         )
 
+    _check_extras()
     from sentence_transformers import SentenceTransformer
 
     model_path = resolve_model_name(config.model)
@@ -243,6 +245,17 @@ def load_finetune_report(path: str | Path) -> dict[str, Any]:
     if not report.is_file():
         raise FileNotFoundError(f"{path} has no {REPORT_NAME}; was it written by queryshift finetune?")
     return json.loads(report.read_text(encoding="utf-8"))
+
+
+def _check_extras() -> None:
+    """The trainer needs ``datasets`` and ``accelerate``; say how to get them before any work."""
+    import importlib.util
+
+    missing = [name for name in ("datasets", "accelerate") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependencyError(
+            f"fine-tuning needs {', '.join(missing)}: `pip install queryshift[finetune]`"
+        )
 
 
 class _ModelEncoder:
