@@ -194,7 +194,7 @@ class SentenceTransformerEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
     def _encode(self, side: str, texts: list[str]) -> np.ndarray:
         def compute(missing: list[str]) -> np.ndarray:

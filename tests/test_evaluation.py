@@ -53,7 +53,11 @@ def test_matches_sentence_transformers_evaluator(encoder, uber):
     sub = uber.subset(qids)
     rows = [uber.document_ids.index(d) for d in docs]
     ours = evaluate_retrieval(
-        sub.query_vectors, qids, uber.document_vectors[rows], docs, ds.qrels,
+        sub.query_vectors,
+        qids,
+        uber.document_vectors[rows],
+        docs,
+        ds.qrels,
         metrics=["ndcg@10", "mrr@10", "hit@1", "hit@5", "recall@10", "precision@5", "map@100"],
     ).metrics
     evaluator = InformationRetrievalEvaluator(
@@ -65,9 +69,13 @@ def test_matches_sentence_transformers_evaluator(encoder, uber):
     )
     theirs = evaluator(encoder.model)
     pairs = {
-        "ndcg@10": "x_cosine_ndcg@10", "mrr@10": "x_cosine_mrr@10", "hit@1": "x_cosine_accuracy@1",
-        "hit@5": "x_cosine_accuracy@5", "recall@10": "x_cosine_recall@10",
-        "precision@5": "x_cosine_precision@5", "map@100": "x_cosine_map@100",
+        "ndcg@10": "x_cosine_ndcg@10",
+        "mrr@10": "x_cosine_mrr@10",
+        "hit@1": "x_cosine_accuracy@1",
+        "hit@5": "x_cosine_accuracy@5",
+        "recall@10": "x_cosine_recall@10",
+        "precision@5": "x_cosine_precision@5",
+        "map@100": "x_cosine_map@100",
     }
     for ours_key, their_key in pairs.items():
         assert ours[ours_key] == pytest.approx(theirs[their_key], abs=1e-4), ours_key

@@ -8,6 +8,7 @@ from queryshift.adapters.config import AdapterConfig
 from queryshift.adapters.io import load_adapter, save_adapter
 from queryshift.adapters.linear import LinearAdapter
 from queryshift.adapters.residual_mlp import ResidualMLPAdapter
+from queryshift.adapters.two_layer import TwoLayerAdapter
 
 __all__ = [
     # base.py
@@ -18,6 +19,8 @@ __all__ = [
     "LinearAdapter",
     # residual_mlp.py
     "ResidualMLPAdapter",
+    # two_layer.py
+    "TwoLayerAdapter",
     # io.py
     "load_adapter",
     "save_adapter",

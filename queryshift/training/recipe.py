@@ -230,7 +230,9 @@ def _validation_splits(
     remaining = dataset
     if config.validation in ("both", "document"):
         groups = cluster_documents(data, seed=config.seed)
-        split = split_by_document(remaining, test_fraction=config.validation_fraction, seed=config.seed, groups=groups)
+        split = split_by_document(
+            remaining, test_fraction=config.validation_fraction, seed=config.seed, groups=groups
+        )
         splits["document"] = data.subset(split.test)
         remaining = remaining.subset(split.train)
     if config.validation in ("both", "query"):
@@ -247,7 +249,9 @@ def _validation_splits(
     return splits, sorted(remaining.queries)
 
 
-def cluster_documents(data: EmbeddedDataset, *, seed: int = 0, docs_per_cluster: int = 20, iterations: int = 20) -> dict[str, int]:
+def cluster_documents(
+    data: EmbeddedDataset, *, seed: int = 0, docs_per_cluster: int = 20, iterations: int = 20
+) -> dict[str, int]:
     """Group the positive documents into topic clusters (spherical k-means on their vectors).
 
     The document-split validation holds out whole clusters: chunks of one paper or one topic

@@ -1,13 +1,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from queryshift.adapters import AdapterConfig, LinearAdapter, ResidualMLPAdapter, load_adapter, save_adapter
 from queryshift.errors import AdapterFormatError
-from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,11 @@ def _random_linear(rng, dim=8):
     "make",
     [
         _random_linear,
-        lambda rng: LinearAdapter(AdapterConfig(kind="low_rank", dim=8, rank=2), u=rng.normal(size=(8, 2)), v=rng.normal(size=(8, 2))),
+        lambda rng: LinearAdapter(
+            AdapterConfig(kind="low_rank", dim=8, rank=2),
+            u=rng.normal(size=(8, 2)),
+            v=rng.normal(size=(8, 2)),
+        ),
         lambda rng: ResidualMLPAdapter.identity(8, hidden_dim=4),
     ],
 )
@@ -35,7 +39,10 @@ def test_save_then_load_is_identical(make, rng, tmp_path):
     assert loaded.config == adapter.config
     for name, tensor in adapter.tensors().items():
         np.testing.assert_array_equal(loaded.tensors()[name], tensor)
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["adapter.safetensors", "adapter_config.json"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "adapter.safetensors",
+        "adapter_config.json",
+    ]
 
 
 def test_overwrite_is_atomic_and_failed_save_keeps_old(rng, tmp_path, monkeypatch):

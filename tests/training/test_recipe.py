@@ -10,7 +10,9 @@ from ..conftest import toy_embedded  # noqa: TID252
 
 
 def _ndcg(data, vectors):
-    return evaluate_retrieval(vectors, data.query_ids, data.document_vectors, data.document_ids, data.dataset.qrels).metrics["ndcg@10"]
+    return evaluate_retrieval(
+        vectors, data.query_ids, data.document_vectors, data.document_ids, data.dataset.qrels
+    ).metrics["ndcg@10"]
 
 
 def test_loss_counts_every_positive():
@@ -40,12 +42,18 @@ def test_never_worse_than_identity_on_validation():
     ids = list(shuffled.documents)
     for q in shuffled.qrels:
         shuffled.qrels[q] = {ids[rng.integers(len(ids))]}
-    noise = type(data)(shuffled, data.query_ids, data.query_vectors, data.document_ids, data.document_vectors, "toy")
+    noise = type(data)(
+        shuffled, data.query_ids, data.query_vectors, data.document_ids, data.document_vectors, "toy"
+    )
     result = train_adapter(noise, TrainingConfig(epochs=5))
     for figures in result.validation.values():
         assert figures["adapted"]["ndcg@10"] >= figures["base"]["ndcg@10"]
     if result.is_identity:
-        np.testing.assert_allclose(result.adapter.apply(data.query_vectors[:3]), data.query_vectors[:3] / np.linalg.norm(data.query_vectors[:3], axis=1, keepdims=True), atol=1e-6)
+        np.testing.assert_allclose(
+            result.adapter.apply(data.query_vectors[:3]),
+            data.query_vectors[:3] / np.linalg.norm(data.query_vectors[:3], axis=1, keepdims=True),
+            atol=1e-6,
+        )
 
 
 def test_training_is_deterministic():
