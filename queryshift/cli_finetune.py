@@ -160,8 +160,11 @@ def reindex(
             "pass exactly one of --text-field or --texts", param_hint="--text-field/--texts"
         )
     try:
-        client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=str(qdrant_path))
         dataset = load_dataset(texts_data, format=data_format) if texts_data else None
+        client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=str(qdrant_path))
+    except (QueryshiftError, ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+        raise _fail(exc) from exc
+    try:
         report = reindex_collection(
             client,
             source_collection=source,
@@ -178,6 +181,8 @@ def reindex(
         )
     except (QueryshiftError, ValueError, FileNotFoundError, OSError) as exc:
         raise _fail(exc) from exc
+    finally:
+        client.close()  # releases a local folder's lock even when re-indexing failed
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return

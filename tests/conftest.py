@@ -68,7 +68,7 @@ def toy_embedded(n_docs: int = 20, n_queries: int = 60, dim: int = 8, noise: flo
     ds = RetrievalDataset(
         queries={q: f"query {q}" for q in query_ids},
         documents={d: f"document {d}" for d in doc_ids},
-        qrels={q: {doc_ids[t]} for q, t in zip(query_ids, targets)},
+        qrels={q: {doc_ids[t]} for q, t in zip(query_ids, targets, strict=True)},
         name="toy",
     )
     return EmbeddedDataset(ds, query_ids, queries, doc_ids, docs, "toy")

@@ -128,7 +128,7 @@ def test_cli_trains_from_a_qdrant_collection(uber, tmp_path):
             models.PointStruct(
                 id=doc_id, vector=vector.tolist(), payload={"text": uber.dataset.documents[doc_id]}
             )
-            for doc_id, vector in zip(uber.document_ids, uber.document_vectors)
+            for doc_id, vector in zip(uber.document_ids, uber.document_vectors, strict=True)
         ],
     )
     client.close()
@@ -147,3 +147,27 @@ def test_cli_trains_from_a_qdrant_collection(uber, tmp_path):
     assert res.exit_code != 0 and "123456" in res.output and not (tmp_path / "b").exists()
     res = CliRunner().invoke(main, ["train", "--collection", "uber", "-o", str(tmp_path / "c")])
     assert res.exit_code != 0 and "--pairs" in res.output
+
+
+@pytest.mark.slow
+def test_cli_reindex_behind_an_alias(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    storage = tmp_path / "qdrant"
+    client = QdrantClient(path=str(storage))
+    client.create_collection("v1", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+    texts = [f"passage number {i} about topic {i % 3}" for i in range(25)]
+    client.upsert("v1", [models.PointStruct(id=i, vector=[1.0, 0, 0, float(i)], payload={"text": t}) for i, t in enumerate(texts)])
+    client.close()
+    base = ["reindex", "--qdrant-path", str(storage), "--source", "v1", "--target", "v2", "--alias", "docs"]
+    model = ["--model", "sentence-transformers/all-MiniLM-L6-v2", "--text-field", "text"]
+    res = CliRunner().invoke(main, [*base, *model])
+    assert res.exit_code != 0 and "dimension" in res.output.lower()  # 4 -> 384 only when asked
+    res = CliRunner().invoke(main, [*base, *model, "--allow-dim-change", "--batch-size", "10"])
+    assert res.exit_code == 0, res.output
+    client = QdrantClient(path=str(storage))
+    assert client.count("v2").count == 25 and client.count("v1").count == 25
+    assert [a.collection_name for a in client.get_aliases().aliases if a.alias_name == "docs"] == ["v2"]
+    client.close()
+    res = CliRunner().invoke(main, [*base, "--model", "sentence-transformers/all-MiniLM-L6-v2", "--text-field", "nope", "--allow-dim-change", "--target", "v3"])
+    assert res.exit_code != 0 and "nope" in res.output
