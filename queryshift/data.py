@@ -28,6 +28,7 @@ __all__ = [
     "load_beir",
     "load_pairs_jsonl",
     "save_llamaindex_json",
+    "read_jsonl",
 ]
 
 DataFormat = Literal["auto", "llamaindex", "beir", "pairs"]
@@ -197,13 +198,13 @@ def load_beir(path: str | Path, *, split: str = "test") -> RetrievalDataset:
             hint = f" (available splits: {available})" if needed == qrels_path and available else ""
             raise FileNotFoundError(f"BEIR folder {path}: missing {needed.relative_to(path)}{hint}")
     documents = {}
-    for line_no, obj in _jsonl(corpus_path):
+    for line_no, obj in read_jsonl(corpus_path):
         doc_id = _field(obj, "_id", corpus_path, line_no)
         text = _text(obj.get("text"), corpus_path, "text", line_no)
         title = obj.get("title") or ""
         documents[str(doc_id)] = f"{title}\n{text}" if title else text
     all_queries = {}
-    for line_no, obj in _jsonl(queries_path):
+    for line_no, obj in read_jsonl(queries_path):
         all_queries[str(_field(obj, "_id", queries_path, line_no))] = _text(
             obj.get("text"), queries_path, "text", line_no
         )
@@ -273,7 +274,7 @@ def load_pairs_jsonl(path: str | Path, *, documents: dict[str, str] | None = Non
             corpus[new_id] = value
         return text_ids[value]
 
-    for line_no, obj in _jsonl(path):
+    for line_no, obj in read_jsonl(path):
         query = _text(_field(obj, "query", path, line_no), path, "query", line_no)
         positive = doc_id(_field(obj, "positive", path, line_no), line_no, "positive")
         qid = str(obj.get("id", f"q{line_no}"))
@@ -312,7 +313,8 @@ def _build(queries, documents, qrels, negatives, *, name: str, path: Path) -> Re
     return RetrievalDataset(queries=queries, documents=documents, qrels=qrels, negatives=negatives, name=name)
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line; malformed lines raise naming file and line."""
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():

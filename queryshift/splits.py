@@ -71,8 +71,8 @@ def split_by_query(dataset: RetrievalDataset, *, test_fraction: float = 0.5, see
         >>> ds = RetrievalDataset(queries={"a": "x", "b": "y", "c": "z"}, documents={"d": "t"},
         ...                       qrels={"a": {"d"}, "b": {"d"}, "c": {"d"}})
         >>> s = split_by_query(ds, test_fraction=0.5)
-        >>> len(s.train), len(s.test)
-        (2, 1)
+        >>> len(s.train), len(s.test)  # one query per document always stays in training
+        (1, 2)
     """
     _check_fraction(test_fraction)
     rng = np.random.default_rng(seed)

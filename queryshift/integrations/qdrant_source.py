@@ -15,9 +15,8 @@ negatives during training and as the search space during validation.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -26,7 +25,7 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
-from queryshift.data import RetrievalDataset
+from queryshift.data import RetrievalDataset, read_jsonl
 from queryshift.embeddings import EmbeddedDataset, Encoder
 from queryshift.errors import DataFormatError, DimensionMismatchError, DistanceMismatchError
 from queryshift.integrations.qdrant import vector_params
@@ -100,7 +99,7 @@ def _read_pairs(path: Path) -> tuple[dict[str, str], dict[str, list[PointId]], d
     relevant: dict[str, list[PointId]] = {}
     lines_of: dict[PointId, list[int]] = {}
     by_text: dict[str, str] = {}
-    for line_no, obj in _jsonl(path):
+    for line_no, obj in read_jsonl(path):
         query = obj.get("query")
         if not isinstance(query, str) or not query.strip():
             raise DataFormatError("expected a non-empty string", path=path, line=line_no, field="query")
@@ -142,22 +141,6 @@ def _read_pairs(path: Path) -> tuple[dict[str, str], dict[str, list[PointId]], d
     if not queries:
         raise DataFormatError("no pairs in file", path=path)
     return queries, relevant, lines_of
-
-
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"invalid JSON: {exc.msg}", path=path, line=line_no) from exc
-            if not isinstance(obj, dict):
-                raise DataFormatError(
-                    f"expected a JSON object, got {type(obj).__name__}", path=path, line=line_no
-                )
-            yield line_no, obj
 
 
 def _vector_of(record: models.Record, using: str | None) -> list[float] | None:

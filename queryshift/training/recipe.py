@@ -157,14 +157,7 @@ def train_adapter(
 
     losses: list[float] = []
     if val_sets:
-        module = build_module(
-            config.adapter,
-            data.dim,
-            rank=config.rank,
-            hidden_dim=config.hidden_dim,
-            bias=config.bias,
-            seed=config.seed,
-        )
+        module = _fresh_module(config, data.dim)
         losses = fit(
             module, _pairs(inner, config), config, on_epoch=on_epoch, show_progress_bar=show_progress_bar
         )
@@ -178,14 +171,7 @@ def train_adapter(
 
         adapter: QueryAdapter = LinearAdapter.identity(data.dim, **export)
     elif config.refit or not val_sets:
-        module = build_module(
-            config.adapter,
-            data.dim,
-            rank=config.rank,
-            hidden_dim=config.hidden_dim,
-            bias=config.bias,
-            seed=config.seed,
-        )
+        module = _fresh_module(config, data.dim)
         losses = fit(
             module, _pairs(data, config), config, epochs=chosen.epoch, show_progress_bar=show_progress_bar
         )
@@ -216,6 +202,18 @@ def train_adapter(
         losses=losses,
         seconds=seconds,
         device=str(pick_device(config.device)),
+    )
+
+
+def _fresh_module(config: TrainingConfig, dim: int):
+    """An identity torch adapter of the configured kind."""
+    return build_module(
+        config.adapter,
+        dim,
+        rank=config.rank,
+        hidden_dim=config.hidden_dim,
+        bias=config.bias,
+        seed=config.seed,
     )
 
 
