@@ -1,0 +1,439 @@
+"""Speed: training time (queryshift vs LlamaIndex's engine), training at scale, query path, memory.
+
+Run from the repository root::
+
+    python -m benchmarks.speed            # full run
+    python -m benchmarks.speed --quick    # smaller scale rows only (100k pairs at d=384), fewer repeats
+
+Measures on this machine (CPU; the GPU rows are absent when torch sees no GPU):
+
+* **Training time on the 668 Lyft pairs** (``finetune-embedding/train_dataset.json``): queryshift's
+  ``train_adapter(TrainingConfig())`` end to end in a fresh process with an empty
+  ``QUERYSHIFT_CACHE_DIR`` (model load + embedding + training), and again with the vectors cached.
+  LlamaIndex's ``EmbeddingAdapterFinetuneEngine`` times are read from
+  ``benchmarks/results/quality-lyft-to-uber.json`` (measured by ``benchmarks/llamaindex_engine.py``;
+  that engine embeds every batch with the base model, every epoch).
+* **Scale**: one epoch of ``queryshift.training.fit`` on synthetic pairs (100k at d=384 and d=768; 1M at
+  d=384 unless ``--quick``), each in a subprocess that reports its peak RSS
+  (``resource.getrusage``).
+* **Query path**: ``adapter.apply`` for one query and for a batch of 1,000 (linear, low-rank r=32,
+  residual MLP h=512, d=384), next to the Qdrant figures in ``benchmarks/results/qdrant_latency.json``
+  (quoted, not re-run).
+
+Writes ``benchmarks/results/speed.{md,json,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import queryshift
+from queryshift.atomic import atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+LYFT = ROOT / ".." / "shared" / "data" / "finetune-embedding" / "train_dataset.json"
+CONFIG = {
+    "lyft_data": "../shared/data/finetune-embedding/train_dataset.json",
+    # (pairs, dim); 1M pairs only at d=384 (several minutes per epoch on 2 shared cores).
+    "scale_runs": [[100_000, 384], [100_000, 768], [1_000_000, 384]],
+    "scale_documents_per_pair": 0.5,
+    "scale_negatives_per_query": 8,
+    "apply_dim": 384,
+    "apply_repeats_single": 3000,
+    "apply_repeats_batch": 50,
+    "apply_batch": 1000,
+    "seed": 0,
+}
+
+
+# ----------------------------------------------------------------------------- child processes
+
+
+def _child_e2e(data: str) -> dict[str, Any]:
+    """Train on ``data`` in this process: embedding (honouring QUERYSHIFT_CACHE_DIR) plus training."""
+    started = time.perf_counter()
+    from queryshift.data import load_dataset
+    from queryshift.embeddings import SentenceTransformerEncoder, embed_dataset
+    from queryshift.training import TrainingConfig, train_adapter
+
+    imported = time.perf_counter()
+    dataset = load_dataset(data)
+    encoder = SentenceTransformerEncoder()
+    embedded = embed_dataset(dataset, encoder)
+    embedded_at = time.perf_counter()
+    result = train_adapter(embedded, TrainingConfig(), base_model=encoder.model_name)
+    done = time.perf_counter()
+    return {
+        "import_s": round(imported - started, 2),
+        "load_model_and_embed_s": round(embedded_at - imported, 2),
+        "train_s": round(done - embedded_at, 2),
+        "total_s": round(done - started, 2),
+        "queries": dataset.num_queries,
+        "documents": dataset.num_documents,
+        "identity_chosen": result.is_identity,
+    }
+
+
+def _child_scale(pairs: int, dim: int, doc_ratio: float, negatives: int, seed: int) -> dict[str, Any]:
+    """One epoch of ``fit`` on synthetic pairs; peak RSS of this process."""
+    import resource
+
+    import torch
+
+    from queryshift.training import TrainingConfig, TrainingPairs, build_module, fit
+
+    rng = np.random.default_rng(seed)
+    n_docs = max(1, int(pairs * doc_ratio))
+    docs = rng.standard_normal((n_docs, dim), dtype=np.float32)  # (n_docs, dim)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    targets = np.arange(pairs) % n_docs
+    queries = docs[targets] + 0.3 * rng.standard_normal((pairs, dim), dtype=np.float32)  # (pairs, dim)
+    positives = [[int(t)] for t in targets]
+    negs = rng.integers(0, n_docs, size=(pairs, negatives)).tolist()
+    data = TrainingPairs(queries=queries, documents=docs, positives=positives, negatives=negs)
+    config = TrainingConfig(device="cpu")
+    # The first fit() in a process pays one-off costs (lazy torch initialisation, ~10 s here):
+    # pay them on 256 pairs first so the timed epoch measures throughput.
+    warm = TrainingPairs(
+        queries=queries[:256], documents=docs, positives=positives[:256], negatives=negs[:256]
+    )
+    started = time.perf_counter()
+    fit(build_module("linear", dim), warm, config, epochs=1)
+    first_call_s = time.perf_counter() - started
+    module = build_module("linear", dim)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    losses = fit(module, data, config, epochs=1)
+    seconds = time.perf_counter() - started
+    return {
+        "pairs": pairs,
+        "dim": dim,
+        "documents": n_docs,
+        "epoch_s": round(seconds, 2),
+        "steps": -(-pairs // config.batch_size),
+        "batch_size": config.batch_size,
+        "loss": round(losses[0], 4),
+        "first_call_overhead_s": round(first_call_s, 2),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_training_mib": round(rss_before / 1024, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _run_child(
+    args: list[str], env: dict[str, str] | None = None, timeout: float | None = None
+) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.speed", *args]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(command)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def training_time() -> dict[str, Any]:
+    data = str(LYFT.resolve())
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, QUERYSHIFT_CACHE_DIR=cache, HF_HUB_OFFLINE="1")
+        fresh = _run_child(["--child", "e2e", "--data", data], env=env)
+        cached = _run_child(["--child", "e2e", "--data", data], env=env)
+    return {"queryshift_fresh_cache": fresh, "queryshift_cached": cached}
+
+
+def llamaindex_training() -> dict[str, Any]:
+    """The engine's training times on the same Lyft pairs, as the quality benchmark recorded them."""
+    out: dict[str, Any] = {}
+    quality = RESULTS / "quality-lyft-to-uber.json"
+    if quality.is_file():
+        report = json.loads(quality.read_text())
+        for name in ("llamaindex-linear", "llamaindex-2layer"):
+            entry = report["results"].get(name)
+            if entry is None:
+                continue
+            if entry["status"] == "ok":
+                out[name] = {
+                    "train_s": entry["train_seconds"],
+                    "epochs": entry["engine"]["epochs"],
+                    "batch_size": entry["engine"]["batch_size"],
+                    "source": "benchmarks/results/quality-lyft-to-uber.json",
+                }
+            else:
+                out[name] = {"status": "not run", "reason": entry["reason"]}
+    else:
+        out["llamaindex_note"] = "quality-lyft-to-uber.json missing: run the quality benchmark first"
+    return out
+
+
+def scale(quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    combos = [tuple(c) for c in CONFIG["scale_runs"]]
+    if quick:
+        combos = [(100_000, 384)]
+    for pairs, dim in combos:
+        print(f"[speed] scale {pairs:,} pairs d={dim} ...", file=sys.stderr, flush=True)
+        args = ["--child", "scale", "--pairs", str(pairs), "--dim", str(dim)]
+        try:
+            rows.append({"status": "ok", **_run_child(args, timeout=900)})
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            rows.append({"status": "not run", "pairs": pairs, "dim": dim, "reason": str(exc).splitlines()[0]})
+    return rows
+
+
+def query_path(quick: bool) -> dict[str, Any]:
+    from benchmarks.qdrant_latency import linear_adapter, low_rank_adapter
+    from queryshift.adapters import ResidualMLPAdapter
+
+    dim = CONFIG["apply_dim"]
+    rng = np.random.default_rng(CONFIG["seed"])
+    batch = rng.standard_normal((CONFIG["apply_batch"], dim), dtype=np.float32)  # (1000, dim)
+    batch /= np.linalg.norm(batch, axis=1, keepdims=True)
+    single = batch[0]
+    adapters = {
+        f"linear {dim}×{dim}": linear_adapter(dim, seed=1),
+        "low_rank r=32": low_rank_adapter(dim, 32, seed=2),
+        "residual_mlp h=512": ResidualMLPAdapter.identity(dim, hidden_dim=512, seed=3),
+    }
+    reps_single = CONFIG["apply_repeats_single"] // (3 if quick else 1)
+    reps_batch = CONFIG["apply_repeats_batch"] // (3 if quick else 1)
+    out = {}
+    for name, adapter in adapters.items():
+        out[name] = {
+            "single_us": _median_us(lambda a=adapter: a.apply(single), reps_single),
+            "batch_1000_ms": round(_median_us(lambda a=adapter: a.apply(batch), reps_batch) / 1e3, 3),
+        }
+        out[name]["batch_per_query_us"] = round(out[name]["batch_1000_ms"] * 1e3 / CONFIG["apply_batch"], 2)
+    return out
+
+
+def _median_us(fn, repeats: int) -> float:
+    for _ in range(min(50, repeats)):
+        fn()
+    samples = np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter_ns()
+        fn()
+        samples[i] = time.perf_counter_ns() - start
+    return round(float(np.median(samples)) / 1e3, 2)
+
+
+def qdrant_figures() -> dict[str, Any] | None:
+    path = RESULTS / "qdrant_latency.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    rows = {}
+    for name, r in report["backends"].items():
+        rows[name] = {
+            "plain_raw_median_us": r["plain_raw"]["median_us"],
+            "wrapper_median_us": r["wrapper"]["median_us"],
+            "wrapper_cost_us": r["wrapper_minus"].get(
+                "plain_adapted_beforehand", r["wrapper_minus"].get("plain_raw")
+            ),
+        }
+    return {
+        "source": "benchmarks/results/qdrant_latency.json",
+        "command": report["command"],
+        "backends": rows,
+    }
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def render(report: dict[str, Any]) -> str:
+    m, t = report["machine"], report["training"]
+    fresh, cached = t["queryshift_fresh_cache"], t["queryshift_cached"]
+    lines = [
+        "# queryshift speed",
+        "",
+        f"Command: `{report['command']}` ({report['total_s']} s).",
+        "",
+        f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPUs, {m['memory_gib']} GiB RAM, GPU: "
+        f"{m['gpu'] or 'none (no GPU was lent to this session; every figure is CPU)'}; load average "
+        f"{m['load_average_1_5_15']} at the end (shared with other jobs); Python {m['python']}, torch {m['torch']}, "
+        f"numpy {m['numpy']}, sentence-transformers {m['sentence_transformers']}, queryshift {m['queryshift']}.",
+        "",
+        f"## Training time, {fresh['queries']} Lyft pairs (all-MiniLM-L6-v2)",
+        "",
+        "| system | what is timed | seconds |",
+        "|---|---|---:|",
+        f"| queryshift `train_adapter(TrainingConfig())`, empty cache | whole process: imports, model load, "
+        f"embedding {fresh['queries']} queries + {fresh['documents']} chunks, training | {fresh['total_s']} |",
+        f"| (of which) | model load + embedding | {fresh['load_model_and_embed_s']} |",
+        f"| (of which) | training (20 epochs, validation, refit) | {fresh['train_s']} |",
+        f"| queryshift, vectors cached | whole process | {cached['total_s']} |",
+        f"| (of which) | training | {cached['train_s']} |",
+    ]
+    for name in ("llamaindex-linear", "llamaindex-2layer"):
+        r = t.get(name)
+        if r is None:
+            lines.append(f"| LlamaIndex `{name}` | not run (no quality-lyft-to-uber.json) | – |")
+        elif r.get("status") == "not run":
+            lines.append(f"| LlamaIndex `{name}` | not run ({r['reason'][:120]}) | – |")
+        else:
+            lines.append(
+                f"| LlamaIndex `EmbeddingAdapterFinetuneEngine` ({name.split('-')[1]}, epochs={r['epochs']}, "
+                f"batch {r['batch_size']}) | engine construction + `finetune()` (embeds every batch, every epoch) "
+                f"| {r['train_s']} |"
+            )
+    lines += [
+        "",
+        "## Training at scale (synthetic pairs, one epoch of `queryshift.training.fit`, linear adapter, CPU)",
+        "",
+        "| pairs | d | documents | epoch s | steps (batch 64) | peak RSS MiB |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["scale"]:
+        if r["status"] != "ok":
+            lines.append(f"| {r['pairs']:,} | {r['dim']} | – | not run ({r['reason'][:100]}) | – | – |")
+            continue
+        lines.append(
+            f"| {r['pairs']:,} | {r['dim']} | {r['documents']:,} | {r['epoch_s']} | {r['steps']:,} | {r['peak_rss_mib']} |"
+        )
+    lines += [
+        "",
+        "Each row runs in its own process; peak RSS is that process's `ru_maxrss` (data generation included). "
+        "Candidates per step are the batch's positives plus 8 random negatives per query (the recipe mines them "
+        "from the base ranking; mining and per-epoch validation scoring are extra and not in this figure). "
+        + (report.get("scale_note") or ""),
+        "",
+        f"## Query path: `adapter.apply` (d={CONFIG['apply_dim']}, numpy)",
+        "",
+        "| adapter | one query µs (median) | batch of 1,000 ms (median) | per query in the batch µs |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, r in report["query_path"].items():
+        lines.append(f"| {name} | {r['single_us']} | {r['batch_1000_ms']} | {r['batch_per_query_us']} |")
+    q = report.get("qdrant")
+    if q:
+        lines += [
+            "",
+            f"For scale, Qdrant query latency measured earlier (`{q['command']}`, quoted from {q['source']}, "
+            "20,000 points, d=384, linear adapter):",
+            "",
+            "| backend | plain query median µs | through the wrapper median µs | wrapper cost µs |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, r in q["backends"].items():
+            lines.append(
+                f"| {name} | {r['plain_raw_median_us']} | {r['wrapper_median_us']} | {r['wrapper_cost_us']} |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = report["training"]
+    names = ["queryshift\n(empty cache)", "queryshift\n(cached)"]
+    values = [t["queryshift_fresh_cache"]["total_s"], t["queryshift_cached"]["total_s"]]
+    for name in ("llamaindex-linear", "llamaindex-2layer"):
+        r = t.get(name)
+        if r and r.get("status") != "not run":
+            names.append(f"LlamaIndex engine\n{name.split('-')[1]} ({r['epochs']} ep)")
+            values.append(r["train_s"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].bar(names, values, color=["#3b7dd8", "#3b7dd8"] + ["#d8883b"] * (len(names) - 2))
+    axes[0].set_ylabel("seconds (lower is better)")
+    axes[0].set_title(f"Train on {t['queryshift_fresh_cache']['queries']} Lyft pairs (CPU)")
+    for i, v in enumerate(values):
+        axes[0].text(i, v, f"{v:.0f}s", ha="center", va="bottom")
+    plt.setp(axes[0].get_xticklabels(), fontsize=8)
+    rows = [r for r in report["scale"] if r["status"] == "ok"]
+    labels = [f"{r['pairs'] // 1000:,}k\nd={r['dim']}" for r in rows]
+    axes[1].bar(labels, [r["epoch_s"] for r in rows], color="#3b7dd8")
+    axes[1].set_ylabel("seconds per epoch")
+    axes[1].set_title("fit(), one epoch, synthetic pairs (CPU)")
+    for i, r in enumerate(rows):
+        axes[1].text(
+            i,
+            r["epoch_s"],
+            f"{r['epoch_s']:.0f}s\n{r['peak_rss_mib'] / 1024:.1f} GiB",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    axes[1].margins(y=0.25)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="only 100k pairs at d=384; fewer repeats")
+    parser.add_argument("--output-dir", default=str(RESULTS))
+    parser.add_argument("--child", choices=("e2e", "scale"), help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--pairs", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--dim", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child == "e2e":
+        print(json.dumps(_child_e2e(args.data)))
+        return
+    if args.child == "scale":
+        print(
+            json.dumps(
+                _child_scale(
+                    args.pairs,
+                    args.dim,
+                    CONFIG["scale_documents_per_pair"],
+                    CONFIG["scale_negatives_per_query"],
+                    CONFIG["seed"],
+                )
+            )
+        )
+        return
+
+    from benchmarks.quality import machine
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    print("[speed] training time on Lyft ...", file=sys.stderr, flush=True)
+    training = training_time()
+    print("[speed] query path ...", file=sys.stderr, flush=True)
+    query = query_path(args.quick)
+    scale_rows = scale(args.quick)
+    report = {
+        "command": "python -m benchmarks.speed"
+        + (" " + shlex.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else ""),
+        "config": {**CONFIG, "quick": args.quick},
+        "queryshift_version": queryshift.__version__,
+        "training": training,
+        "scale": scale_rows,
+        "scale_note": None,
+        "query_path": query,
+        "qdrant": qdrant_figures(),
+        "machine": machine(),
+    }
+    # Read last, so a quality run finishing meanwhile is picked up.
+    report["training"].update(llamaindex_training())
+    report["total_s"] = round(time.perf_counter() - started, 1)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "speed.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "speed.md", render(report))
+    plot(report, out / "speed.png")
+    print(render(report))
+
+
+if __name__ == "__main__":
+    main()

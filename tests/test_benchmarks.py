@@ -1,0 +1,40 @@
+"""The quality benchmark's core runs end to end on a small real setting and writes its table and JSON."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.quality import main
+
+from .conftest import FINETUNE_DATA  # noqa: TID252
+
+
+def test_quality_benchmark_writes_table_json_and_chart(tmp_path):
+    paths = main(
+        [
+            "--data", str(FINETUNE_DATA / "val_dataset.json"),
+            "--regime", "query",
+            "--systems", "base,linear",
+            "--max-test-queries", "40",
+            "--name", "toy",
+            "--output-dir", str(tmp_path),
+        ]
+    )  # fmt: skip
+    assert {p.name for p in paths.values()} == {"quality-toy.json", "quality-toy.md", "quality-toy.png"}
+    report = json.loads(paths["json"].read_text())
+    assert report["data"]["test_queries"] == 40
+    assert report["config"]["systems"] == ["base", "linear"]
+    assert report["queryshift_version"]
+    results = report["results"]
+    assert set(results) == {"base", "linear"}
+    assert all(r["status"] == "ok" for r in results.values())
+    for metric in ("ndcg@10", "mrr@10", "hit@5", "recall@10"):
+        assert 0.0 <= results["linear"]["metrics"][metric] <= 1.0
+        ci = results["linear"]["difference_ci95"][metric]
+        assert ci["low"] <= ci["diff"] <= ci["high"]
+        # The difference is exactly linear minus base on the same 40 queries.
+        diff = results["linear"]["metrics"][metric] - results["base"]["metrics"][metric]
+        assert abs(ci["diff"] - diff) < 1e-3
+    table = paths["md"].read_text()
+    assert "| base |" in table and "| linear |" in table
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
