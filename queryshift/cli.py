@@ -404,7 +404,8 @@ def evaluate(
             )
         if which != "all" and heldout is not None:
             dataset = heldout_subset(dataset, heldout, adapter_dir)
-        embedded = _embed(dataset, _encoder(model), query_vectors, document_vectors)
+        encoder = SentenceTransformerEncoder(model, show_progress_bar=not as_json)
+        embedded = _embed(dataset, encoder, query_vectors, document_vectors)
         comparison = compare_adapter(adapter, embedded)
     except click.ClickException:
         raise

@@ -47,7 +47,7 @@ def test_train_evaluate_inspect_with_precomputed_vectors(tmp_path):
         main, ["evaluate", str(tmp_path / "toy.json"), "--adapter", str(out), "--json", *vectors]
     )
     assert res.exit_code == 0, res.output
-    report = json.loads(res.output)
+    report = json.loads(res.stdout)
     heldout = json.loads((out / "heldout_queries.json").read_text())
     assert report["num_queries"] == len(heldout) > 0
     assert set(report["base"]) == {"ndcg@10", "mrr@10", "hit@5", "recall@10"}
@@ -69,7 +69,7 @@ def test_bad_input_is_one_clear_line(tmp_path):
 def _evaluate_json(runner, data, adapter, *extra):
     res = runner.invoke(main, ["evaluate", str(data), "--adapter", str(adapter), "--json", *extra])
     assert res.exit_code == 0, res.output
-    return json.loads(res.output)
+    return json.loads(res.stdout)  # progress bars go to stderr; stdout is clean JSON
 
 
 @pytest.mark.slow
