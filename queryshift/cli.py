@@ -284,7 +284,10 @@ def _report_training(adapter, result, seen, heldout, holdout, data, output) -> N
         )
     else:
         click.echo(f"Chosen: epoch {result.chosen.epoch}, interpolation alpha {result.chosen.alpha}")
-    click.echo(describe_regime(seen if seen is not None else result.seen_document_rate))
+    if seen is not None:
+        click.echo(describe_regime(seen, heldout=True))
+    else:
+        click.echo(describe_regime(result.revisit_rate, heldout=False))
     if heldout:
         click.echo(
             f"Held out {len(heldout)} queries ({holdout} split); run `queryshift evaluate {data or 'DATA'} --adapter {output}`."
@@ -314,7 +317,7 @@ def _train_from_qdrant(
 
     from queryshift.integrations.qdrant_source import collection_distance, load_training_data_from_qdrant
     from queryshift.pipeline import train_and_save
-    from queryshift.splits import split_dataset
+    from queryshift.splits import seen_document_rate, split_dataset
 
     if pairs_path is None:
         raise click.BadParameter("--collection needs --pairs", param_hint="--pairs")
@@ -339,11 +342,12 @@ def _train_from_qdrant(
             text_field=text_field,
             max_documents=max_documents,
         )
-        heldout = None
+        heldout, seen = None, None
         if holdout != "none":
             split = split_dataset(
                 embedded.dataset, regime=holdout, test_fraction=test_fraction, seed=config.seed
             )
+            seen = seen_document_rate(*split.apply(embedded.dataset))
             heldout, embedded = split.test, embedded.subset(split.train)
         click.echo(
             f"Training on {len(embedded.query_ids)} queries over {len(embedded.document_ids)} points of {collection!r}"
@@ -359,7 +363,7 @@ def _train_from_qdrant(
         )
     finally:
         client.close()
-    _report_training(adapter, result, result.seen_document_rate, heldout, holdout, None, output)
+    _report_training(adapter, result, seen, heldout, holdout, None, output)
 
 
 @main.command()

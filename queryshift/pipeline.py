@@ -95,28 +95,32 @@ def compare_adapter(
     return Comparison(base.metrics, adapted.metrics, intervals, len(data.query_ids), len(data.document_ids))
 
 
-def describe_regime(seen_rate: float | None) -> str:
-    """Explain to a user what the share of queries about already-seen documents means."""
-    if seen_rate is None:
-        return (
-            "Regime: unknown (no held-out query hits a training document's twin). Gains are validated on "
-            "queries about documents the adapter never saw as positives."
+def describe_regime(rate: float, *, heldout: bool = True) -> str:
+    """Explain what the share of queries about already-seen documents means for the user.
+
+    Args:
+        rate: With ``heldout=True``, the share of held-out queries whose relevant document was a
+            training positive; otherwise the share of training queries that share a relevant
+            document with another training query (what future traffic would show if it looks
+            like the training data).
+    """
+    pct = 100 * rate
+    if heldout:
+        measured = f"{pct:.0f}% of held-out queries have a relevant document that training saw as a positive"
+    else:
+        measured = f"{pct:.0f}% of training questions share their relevant document with another question"
+    if rate >= 0.5:
+        meaning = "queries revisit known documents. This is where query adapters gain most"
+    elif rate > 0.1:
+        meaning = (
+            "mixed. Expect moderate gains; the trainer only keeps candidates that gain on both kinds of query"
         )
-    pct = 100 * seen_rate
-    if seen_rate >= 0.5:
-        return (
-            f"Regime: queries revisit known documents ({pct:.0f}% of held-out queries have a relevant document "
-            "that training saw as a positive). This is where query adapters gain most."
+    else:
+        meaning = (
+            "queries are about new documents. An adapter can only gain by rewriting queries in general; "
+            "the trainer keeps identity unless that helps"
         )
-    if seen_rate > 0.1:
-        return (
-            f"Regime: mixed ({pct:.0f}% of held-out queries hit documents training saw). Expect moderate gains; "
-            "the trainer refuses candidates that lose on queries about unseen documents."
-        )
-    return (
-        f"Regime: new documents ({pct:.0f}% of held-out queries hit documents training saw). An adapter can "
-        "only gain by rewriting queries in general; the trainer keeps identity unless that helps."
-    )
+    return f"Regime: {meaning} ({measured})."
 
 
 def train_and_save(

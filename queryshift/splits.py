@@ -165,6 +165,26 @@ def seen_document_rate(train: RetrievalDataset, test: RetrievalDataset) -> float
     return hits / max(1, test.num_queries)
 
 
+def revisit_rate(dataset: RetrievalDataset) -> float:
+    """Fraction of queries sharing a relevant document with another query of the same data set.
+
+    Without held-out traffic this is the best hint of the regime: if future queries resemble
+    these, this is how often they will ask about a document some training question already hit.
+
+    Example:
+        >>> ds = RetrievalDataset(queries={"a": "", "b": "", "c": ""}, documents={"x": "", "y": ""},
+        ...                       qrels={"a": {"x"}, "b": {"x"}, "c": {"y"}})
+        >>> round(revisit_rate(ds), 3)
+        0.667
+    """
+    counts: dict[str, int] = {}
+    for docs in dataset.qrels.values():
+        for d in docs:
+            counts[d] = counts.get(d, 0) + 1
+    shared = sum(1 for q in dataset.queries if any(counts[d] > 1 for d in dataset.qrels[q]))
+    return shared / dataset.num_queries
+
+
 def _check_fraction(test_fraction: float) -> None:
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")

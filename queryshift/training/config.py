@@ -18,8 +18,8 @@ class TrainingConfig:
 
     The defaults are the recipe measured in the README: a linear adapter trained with
     in-batch plus mined hard negatives, candidates (epoch × interpolation with identity)
-    chosen on a query-split validation under the constraint that a document-split
-    validation does not get worse.
+    chosen by their smallest gain over identity across a query-split and a document-split
+    validation.
 
     Example:
         >>> TrainingConfig(adapter="low_rank", rank=16).rank

@@ -3,9 +3,9 @@
 Why two validation splits: an adapter can gain on queries about documents it saw as
 positives while losing on queries about new documents (it learns a prior for the seen
 ones). A query-split validation only sees the first effect and a document-split validation
-only the second. With ``validation="both"`` a candidate must not lose on the document split,
-and among those the best on the query split wins. The identity adapter is always a candidate,
-so the result is never worse than no adapter on validation.
+only the second. With ``validation="both"`` a candidate is scored by its smallest gain over
+identity across the two splits, and the largest such gain wins. The identity adapter is always
+a candidate (gain 0), so the result is never worse than no adapter on validation.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from queryshift.adapters.base import QueryAdapter
 from queryshift.embeddings import EmbeddedDataset
 from queryshift.evaluation import evaluate_retrieval, rank_documents
-from queryshift.splits import seen_document_rate, split_by_document, split_by_query
+from queryshift.splits import revisit_rate, split_by_document, split_by_query
 from queryshift.training.config import TrainingConfig
 from queryshift.training.loop import TrainingPairs, fit, pick_device
 from queryshift.training.modules import build_module
@@ -50,7 +50,8 @@ class TrainingResult:
     chosen: Candidate
     validation: dict[str, dict[str, dict[str, float]]]
     """split name → {"base": metrics, "adapted": metrics} for the chosen candidate."""
-    seen_document_rate: float | None
+    revisit_rate: float
+    """Share of training queries whose relevant document another training query also hits."""
     candidates: list[Candidate] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -67,7 +68,7 @@ class TrainingResult:
             "chosen_alpha": self.chosen.alpha,
             "identity_chosen": self.is_identity,
             "validation": self.validation,
-            "validation_seen_document_rate": self.seen_document_rate,
+            "training_revisit_rate": round(self.revisit_rate, 4),
             "train_seconds": round(self.seconds, 3),
             "device": self.device,
         }
@@ -123,7 +124,6 @@ def train_adapter(
     metrics = tuple(dict.fromkeys((config.metric, *_REPORT_METRICS)))
     val_sets, train_ids = _validation_splits(data, config)
     inner = data.subset(train_ids)
-    seen = seen_document_rate(inner.dataset, val_sets["query"].dataset) if "query" in val_sets else None
 
     def score(split: str, vectors: np.ndarray) -> dict[str, float]:
         part = val_sets[split]
@@ -197,7 +197,7 @@ def train_adapter(
         adapter=adapter,
         chosen=chosen,
         validation=validation,
-        seen_document_rate=seen,
+        revisit_rate=revisit_rate(data.dataset),
         candidates=candidates,
         losses=losses,
         seconds=seconds,
@@ -284,19 +284,21 @@ def _pairs(data: EmbeddedDataset, config: TrainingConfig) -> TrainingPairs:
 
 
 def _choose(candidates: list[Candidate], config: TrainingConfig) -> Candidate:
-    """Best candidate on the query split among those not below identity on the document split."""
+    """The candidate whose *smallest* gain over identity across the validation splits is largest.
+
+    A candidate must gain on every split to beat the identity (worst gain 0). Taking the worst
+    split, not the query split alone, keeps the adapter from buying large gains on queries about
+    seen documents with a loss on new ones: on covidqa (test questions about unseen papers) this
+    rule kept nDCG@10 above base for every seed tried, where "best query split subject to no loss
+    on the document split" fell below base for 3 of 5 seeds.
+    """
     identity = candidates[0]
-    admissible = [
-        c
-        for c in candidates
-        if "document" not in c.scores or c.scores["document"] >= identity.scores["document"]
-    ]
-    key_split = "query" if "query" in identity.scores else "document"
+    best, best_gain = identity, 0.0
     # Ties go to the earlier candidate: identity first, then fewer epochs and smaller alpha.
-    best = identity
-    for c in admissible[1:]:
-        if c.scores[key_split] > best.scores[key_split] + 1e-9:
-            best = c
+    for c in candidates[1:]:
+        gain = min(c.scores[name] - identity.scores[name] for name in identity.scores)
+        if gain > best_gain + 1e-9:
+            best, best_gain = c, gain
     return best
 
 
