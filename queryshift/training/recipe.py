@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -300,9 +300,3 @@ def _choose(candidates: list[Candidate], config: TrainingConfig) -> Candidate:
         if gain > best_gain + 1e-9:
             best, best_gain = c, gain
     return best
-
-
-def _as_dict(config: TrainingConfig) -> dict[str, Any]:
-    out = asdict(config)
-    out["alphas"] = list(config.alphas)
-    return out
