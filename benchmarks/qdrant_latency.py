@@ -4,7 +4,7 @@ Run from the repository root::
 
     python -m benchmarks.qdrant_latency
 
-Measures, on seeded random unit vectors (20,000 points, d=384, cosine):
+Measures, on seeded random unit vectors (20,000 and 100,000 points, d=384, cosine):
 
 * ``adapter.apply`` alone for one query vector (linear d×d, low-rank r=32, residual MLP h=512);
 * qdrant-client local mode (``QdrantClient(":memory:")``, exact numpy search):
@@ -20,6 +20,7 @@ alike; the wrapper's cost is the median of its per-query differences. Writes
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -37,7 +38,7 @@ from queryshift.adapters import AdapterConfig, LinearAdapter, ResidualMLPAdapter
 from queryshift.atomic import atomic_write_text
 
 CONFIG = {
-    "points": 20_000,
+    "points": [20_000, 100_000],
     "dim": 384,
     "queries": 300,
     "warmup": 30,
@@ -258,12 +259,14 @@ def render(report: dict) -> str:
     lines = [
         "# Qdrant wrapper latency",
         "",
-        f"Command: `{report['command']}` ({report['total_s']} s). {c['points']:,} seeded random unit vectors, "
+        f"Command: `{report['command']}` ({report['total_s']} s). "
+        f"{' and '.join(f'{n:,}' for n in c['points'])} seeded random unit vectors, "
         f"d={c['dim']}, cosine, limit={c['limit']}; {c['queries'] - c['warmup']} timed queries after "
         f"{c['warmup']} warm-up; the variants of a row run on every query in an order rotated per query.",
         "",
         f"Machine: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
-        f"load average {m['load_average_1_5_15']} at the end (the machine was shared with other jobs); "
+        f"load average {m['load_average_1_5_15']} at the end (1, 5, 15 min; above {m['usable_cpus']} means "
+        "other work shared the cores); "
         f"Python {m['python']}, numpy {m['numpy']}, qdrant-client {m['qdrant_client']}, "
         f"qdrant-edge-py {m['qdrant_edge_py']}, queryshift {m['queryshift']}.",
         "",
@@ -295,43 +298,60 @@ def render(report: dict) -> str:
             f"| {name} | {r['plain_raw']['median_us']} | {before} | {r['wrapper']['median_us']} | "
             f"{r['wrapper']['p95_us']} | {cost} | {r['wrapper_minus']['plain_raw']} |"
         )
-    edge = report["backends"].get("qdrant-edge HNSW")
-    if edge:
+    edges = {n: r for n, r in report["backends"].items() if "request_building" in r}
+    for name, edge in edges.items():
         r = edge["request_building"]
         lines.append(
-            f"| qdrant-edge, building the request only (no search) | {r['plain_raw']['median_us']} | – | "
+            f"| {name}: building the request only (no search) | {r['plain_raw']['median_us']} | – | "
             f"{r['wrapper']['median_us']} | {r['wrapper']['p95_us']} | {r['wrapper_minus']['plain_raw']} | "
             f"{r['wrapper_minus']['plain_raw']} |"
         )
+    for name, edge in edges.items():
         lines += [
             "",
-            f"qdrant-edge: HNSW m={c['hnsw']['m']}, ef_construct={c['hnsw']['ef_construct']}, built in "
+            f"{name}: HNSW m={c['hnsw']['m']}, ef_construct={c['hnsw']['ef_construct']}, built in "
             f"{edge['build_s']} s ({edge['indexed_vectors']} indexed vectors, {edge['segments']} segments).",
         ]
     lines += [
         "",
         "The wrapper cost is the adapter's matrix-vector product plus walking the request and converting "
         "vectors between Python lists and numpy; it does not depend on the collection size. Local mode's "
-        "exact search over 20k points is slow and noisy, so its differences are mostly noise; the one-point "
-        "collection and the request-building rows isolate the wrapper's own cost. The machine was shared with "
-        "other jobs (see the load average), which inflates every figure; compare rows of the same run only.",
+        "exact search is slow and noisy, so its differences are mostly noise; the one-point collection and the "
+        "request-building rows isolate the wrapper's own cost. Compare rows of the same run only.",
         "",
     ]
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Path]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--points",
+        default=",".join(str(n) for n in CONFIG["points"]),
+        help="collection sizes, comma-separated",
+    )
+    parser.add_argument(
+        "--queries", type=int, default=CONFIG["queries"], help="queries per variant (warm-up included)"
+    )
+    parser.add_argument("--output-dir", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    CONFIG["points"] = [int(n) for n in args.points.split(",")]
+    CONFIG["queries"] = args.queries
+    CONFIG["warmup"] = min(CONFIG["warmup"], args.queries // 2)
     started = time.perf_counter()
     rng = np.random.default_rng(CONFIG["seed"])
     dim = CONFIG["dim"]
-    docs = unit(rng, CONFIG["points"], dim)  # (points, dim)
-    # Queries near documents, as real queries are.
-    picks = rng.integers(0, CONFIG["points"], size=CONFIG["queries"])
-    queries = docs[picks] + 0.05 * rng.normal(size=(CONFIG["queries"], dim)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)  # (queries, dim)
     adapter = linear_adapter(dim, seed=1)
-    vector = queries[0]
+    docs_all = unit(rng, max(CONFIG["points"]), dim)  # (max points, dim); smaller sizes take a prefix
 
+    def queries_near(docs: np.ndarray) -> np.ndarray:
+        # Queries near documents, as real queries are.
+        picks = np.random.default_rng(CONFIG["seed"] + 1).integers(0, len(docs), size=CONFIG["queries"])
+        noise = np.random.default_rng(CONFIG["seed"] + 2).normal(size=(CONFIG["queries"], dim))
+        q = docs[picks] + 0.05 * noise.astype(np.float32)
+        return q / np.linalg.norm(q, axis=1, keepdims=True)  # (queries, dim)
+
+    vector = queries_near(docs_all)[0]
     print("timing adapter.apply ...", file=sys.stderr)
     apply = {
         f"linear {dim}×{dim}": time_apply(adapter, vector, CONFIG["apply_repeats"]),
@@ -340,29 +360,35 @@ def main() -> None:
             ResidualMLPAdapter.identity(dim, hidden_dim=512, seed=3), vector, CONFIG["apply_repeats"]
         ),
     }
-    print("local mode ...", file=sys.stderr)
     backends = {
-        "qdrant-client local (:memory:, exact)": bench_local(docs, queries, adapter),
         "qdrant-client local, 1-point collection (wrapper cost alone)": bench_local_wrapper_only(
-            queries, adapter
-        ),
+            queries_near(docs_all), adapter
+        )
     }
-    print("qdrant-edge HNSW (building the index) ...", file=sys.stderr)
-    backends["qdrant-edge HNSW"] = bench_edge(docs, queries, adapter)
+    for n in CONFIG["points"]:
+        docs, size = docs_all[:n], f"{n:,} points"
+        queries = queries_near(docs)
+        print(f"local mode, {size} ...", file=sys.stderr)
+        backends[f"qdrant-client local (:memory:, exact), {size}"] = bench_local(docs, queries, adapter)
+        print(f"qdrant-edge HNSW, {size} (building the index) ...", file=sys.stderr)
+        backends[f"qdrant-edge HNSW, {size}"] = bench_edge(docs, queries, adapter)
 
     report = {
         "command": "python -m benchmarks.qdrant_latency"
-        + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""),
+        + (" " + shlex.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else ""),
         "config": CONFIG,
         "apply": apply,
         "backends": backends,
         "machine": machine(),
         "total_s": round(time.perf_counter() - started, 1),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / "qdrant_latency.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(RESULTS / "qdrant_latency.md", render(report))
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "qdrant_latency.json", "md": out / "qdrant_latency.md"}
+    atomic_write_text(paths["json"], json.dumps(report, indent=2) + "\n")
+    atomic_write_text(paths["md"], render(report))
     print(render(report))
+    return paths
 
 
 if __name__ == "__main__":

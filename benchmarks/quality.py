@@ -376,7 +376,8 @@ def render(report: dict[str, Any]) -> str:
         "batch with the base model; the fine-tune's time includes its checkpoint evaluations.",
         "",
         f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPUs, {m['memory_gib']} GiB RAM, GPU: {m['gpu'] or 'none'}; "
-        f"load average {m['load_average_1_5_15']} at the end (shared with other jobs); Python {m['python']}, torch "
+        f"load average {m['load_average_1_5_15']} at the end (1, 5, 15 min; above {m['usable_cpus']} means "
+        f"other work shared the cores); Python {m['python']}, torch "
         f"{m['torch']}, numpy {m['numpy']}, sentence-transformers {m['sentence_transformers']}, queryshift "
         f"{m['queryshift']}{', ' + report['llamaindex_versions'] if report.get('llamaindex_versions') else ''}. "
         f"Total {report['total_s']} s.",

@@ -38,3 +38,21 @@ def test_quality_benchmark_writes_table_json_and_chart(tmp_path):
     table = paths["md"].read_text()
     assert "| base |" in table and "| linear |" in table
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_qdrant_latency_benchmark_times_every_backend_at_every_size(tmp_path):
+    from benchmarks.qdrant_latency import main as latency_main
+
+    paths = latency_main(["--points", "300,600", "--queries", "12", "--output-dir", str(tmp_path)])
+    report = json.loads(paths["json"].read_text())
+    assert report["config"]["points"] == [300, 600]
+    backends = report["backends"]
+    for size in ("300 points", "600 points"):
+        edge = backends[f"qdrant-edge HNSW, {size}"]
+        assert edge["segments"] >= 1  # HNSW is built only past qdrant's indexing threshold (~10k vectors)
+        local = backends[f"qdrant-client local (:memory:, exact), {size}"]
+        for variant in ("plain_raw", "plain_adapted_beforehand", "wrapper"):
+            assert local[variant]["median_us"] > 0 and edge[variant]["median_us"] > 0
+        assert local["timed_queries"] == 12 - report["config"]["warmup"]
+    table = paths["md"].read_text()
+    assert "qdrant-edge HNSW, 600 points" in table and "| linear 384×384 |" in table

@@ -1,0 +1,250 @@
+"""`queryshift train`: flags, training from files or a Qdrant collection, the report it prints.
+
+Registered on :data:`queryshift.cli.main` when :mod:`queryshift.cli` is imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from queryshift.cli import _FORMATS, _embed, _encoder, _fail, _training_config, _training_options, main
+from queryshift.data import load_dataset
+from queryshift.embeddings import DEFAULT_MODEL
+from queryshift.errors import QueryshiftError
+
+
+@main.command()
+@click.argument("data", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), required=True, help="Adapter directory to write."
+)
+@click.option(
+    "--qdrant-path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Local Qdrant storage folder (QdrantClient(path=...)).",
+)
+@click.option(
+    "--qdrant-url", default=None, help="Qdrant URL, e.g. http://localhost:6333; API key from $QDRANT_API_KEY."
+)
+@click.option(
+    "--collection", default=None, help="Train on the stored vectors of this collection (needs --pairs)."
+)
+@click.option(
+    "--using", "vector_name", default=None, help="Named vector of the collection (default: unnamed vector)."
+)
+@click.option(
+    "--pairs",
+    "pairs_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSONL: {"query": text, "point_id": id} or {"query": text, "point_ids": [ids]}.',
+)
+@click.option("--text-field", default=None, help="Payload key holding each point's text (informational).")
+@click.option(
+    "--max-documents", type=int, default=None, help="Scroll at most this many points as the corpus."
+)
+@click.option("--format", "data_format", type=_FORMATS, default="auto", show_default=True)
+@click.option("--split-name", default="train", show_default=True, help="BEIR qrels split to train on.")
+@click.option(
+    "--holdout",
+    type=click.Choice(["none", "query", "document"]),
+    default="none",
+    show_default=True,
+    help="Hold out test queries (saved with the adapter; `evaluate` uses them).",
+)
+@click.option(
+    "--test-fraction",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Share of queries held out by --holdout.",
+)
+@click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="sentence-transformers model name or local path.",
+)
+@click.option(
+    "--query-vectors",
+    type=click.Path(exists=True, path_type=Path),
+    help="Precomputed query vectors (.npy + .ids.txt).",
+)
+@click.option(
+    "--document-vectors",
+    type=click.Path(exists=True, path_type=Path),
+    help="Precomputed document vectors (.npy + .ids.txt).",
+)
+@_training_options
+def train(
+    data,
+    output,
+    qdrant_path,
+    qdrant_url,
+    collection,
+    vector_name,
+    pairs_path,
+    text_field,
+    max_documents,
+    data_format,
+    split_name,
+    holdout,
+    test_fraction,
+    model,
+    query_vectors,
+    document_vectors,
+    **params,
+):
+    """Train a query adapter on DATA (or on a Qdrant collection's stored vectors) and save it to --output."""
+    from queryshift.pipeline import train_and_save
+    from queryshift.splits import seen_document_rate, split_dataset
+
+    try:
+        config = _training_config(params)
+        if collection is not None:
+            if data is not None:
+                raise click.UsageError("give DATA or --collection with --pairs, not both")
+            _train_from_qdrant(
+                config,
+                output,
+                qdrant_path=qdrant_path,
+                qdrant_url=qdrant_url,
+                collection=collection,
+                vector_name=vector_name,
+                pairs_path=pairs_path,
+                text_field=text_field,
+                max_documents=max_documents,
+                holdout=holdout,
+                test_fraction=test_fraction,
+                model=model,
+            )
+            return
+        if data is None:
+            raise click.UsageError("give DATA, or --collection with --pairs and --qdrant-path/--qdrant-url")
+        dataset = load_dataset(data, format=data_format, split=split_name)
+        heldout = None
+        seen = None
+        if holdout != "none":
+            split = split_dataset(dataset, regime=holdout, test_fraction=test_fraction, seed=config.seed)
+            train_set, test_set = split.apply(dataset)
+            heldout = split.test
+            seen = seen_document_rate(train_set, test_set)
+        else:
+            train_set = dataset
+        click.echo(
+            f"Training on {train_set.num_queries} queries over {train_set.num_documents} documents ({dataset.name})"
+        )
+        embedded = _embed(train_set, _encoder(model, device=config.device), query_vectors, document_vectors)
+        adapter, result = train_and_save(
+            embedded,
+            config,
+            output,
+            base_model=model,
+            heldout=heldout,
+            split_regime=holdout,
+            show_progress_bar=True,
+        )
+    except click.ClickException:
+        raise
+    except (QueryshiftError, ValueError, FileNotFoundError, OSError) as exc:
+        raise _fail(exc) from exc
+    _report_training(adapter, result, seen, heldout, holdout, data, output)
+
+
+def _report_training(adapter, result, seen, heldout, holdout, data, output) -> None:
+    """What `train` prints after training: validation figures, choice, regime, where it was saved."""
+    from queryshift.pipeline import describe_regime
+
+    click.echo(f"Trained {adapter!r} in {result.seconds:.1f}s on {result.device}")
+    for name, figures in result.validation.items():
+        base, adapted = figures["base"], figures["adapted"]
+        shown = "  ".join(f"{m} {base[m]:.4f} -> {adapted[m]:.4f}" for m in ("ndcg@10", "mrr@10", "hit@5"))
+        click.echo(f"validation ({name} split, {figures['queries']} queries): {shown}")
+    if result.is_identity:
+        click.echo(
+            "No candidate beat the identity on validation: the saved adapter is the identity (no change)."
+        )
+    else:
+        click.echo(f"Chosen: epoch {result.chosen.epoch}, interpolation alpha {result.chosen.alpha}")
+    if seen is not None:
+        click.echo(describe_regime(seen, heldout=True))
+    else:
+        click.echo(describe_regime(result.revisit_rate, heldout=False))
+    if heldout:
+        click.echo(
+            f"Held out {len(heldout)} queries ({holdout} split); run `queryshift evaluate {data or 'DATA'} --adapter {output}`."
+        )
+    click.echo(f"Saved to {output}")
+
+
+def _train_from_qdrant(
+    config,
+    output,
+    *,
+    qdrant_path,
+    qdrant_url,
+    collection,
+    vector_name,
+    pairs_path,
+    text_field,
+    max_documents,
+    holdout,
+    test_fraction,
+    model,
+) -> None:
+    """`train --collection`: document vectors come from Qdrant; only query texts are embedded."""
+    import os
+
+    from qdrant_client import QdrantClient
+
+    from queryshift.integrations.qdrant_source import collection_distance, load_training_data_from_qdrant
+    from queryshift.pipeline import train_and_save
+    from queryshift.splits import seen_document_rate, split_dataset
+
+    if pairs_path is None:
+        raise click.BadParameter("--collection needs --pairs", param_hint="--pairs")
+    if (qdrant_path is None) == (qdrant_url is None):
+        raise click.BadParameter(
+            "give exactly one of --qdrant-path or --qdrant-url", param_hint="--qdrant-path"
+        )
+    if qdrant_path:
+        client = QdrantClient(path=str(qdrant_path))
+    else:
+        client = QdrantClient(url=qdrant_url, api_key=os.environ.get("QDRANT_API_KEY"))
+    try:
+        config = dataclasses.replace(
+            config, distance=collection_distance(client, collection, using=vector_name)
+        )
+        embedded = load_training_data_from_qdrant(
+            client,
+            collection,
+            pairs_path,
+            encoder=_encoder(model, device=config.device),
+            using=vector_name,
+            text_field=text_field,
+            max_documents=max_documents,
+        )
+        heldout, seen = None, None
+        if holdout != "none":
+            split = split_dataset(
+                embedded.dataset, regime=holdout, test_fraction=test_fraction, seed=config.seed
+            )
+            seen = seen_document_rate(*split.apply(embedded.dataset))
+            heldout, embedded = split.test, embedded.subset(split.train)
+        click.echo(
+            f"Training on {len(embedded.query_ids)} queries over {len(embedded.document_ids)} points of {collection!r}"
+        )
+        adapter, result = train_and_save(
+            embedded,
+            config,
+            output,
+            base_model=model,
+            heldout=heldout,
+            split_regime=holdout,
+            show_progress_bar=True,
+        )
+    finally:
+        client.close()
+    _report_training(adapter, result, seen, heldout, holdout, None, output)
