@@ -129,7 +129,10 @@ def _child_scale(pairs: int, dim: int, doc_ratio: float, negatives: int, seed: i
         "batch_size": config.batch_size,
         "loss": round(losses[0], 4),
         "first_call_overhead_s": round(first_call_s, 2),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # ru_maxrss lags /proc's VmRSS by a few pages; the peak is at least what is resident now.
+        "peak_rss_mib": round(
+            max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _current_rss_kib(), rss_before) / 1024, 1
+        ),
         "rss_before_training_mib": round(rss_before / 1024, 1),
         "torch_threads": torch.get_num_threads(),
     }

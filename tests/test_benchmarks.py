@@ -56,3 +56,12 @@ def test_qdrant_latency_benchmark_times_every_backend_at_every_size(tmp_path):
         assert local["timed_queries"] == 12 - report["config"]["warmup"]
     table = paths["md"].read_text()
     assert "qdrant-edge HNSW, 600 points" in table and "| linear 384×384 |" in table
+
+
+def test_speed_scale_child_trains_one_epoch_and_reports_memory():
+    from benchmarks.speed import _child_scale
+
+    row = _child_scale(pairs=3_000, dim=32, doc_ratio=0.5, negatives=4, seed=0)
+    assert row["documents"] == 1_500 and row["steps"] == -(-3_000 // row["batch_size"])
+    assert row["epoch_s"] > 0 and row["loss"] > 0
+    assert 0 < row["rss_before_training_mib"] <= row["peak_rss_mib"]
