@@ -458,7 +458,9 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--regime", required=True, choices=("query", "document", "cross"))
     parser.add_argument("--test-data", help="data to test on (--regime cross)")
     parser.add_argument(
-        "--systems", default=",".join(DEFAULT_SYSTEMS), help=f"comma-separated, from {','.join(ALL_SYSTEMS)}"
+        "--systems",
+        default=",".join(DEFAULT_SYSTEMS),
+        help=f"comma-separated, from {','.join(ALL_SYSTEMS)}; or all",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", help="setting name in the output file names (default: from the data path)")
@@ -488,7 +490,11 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     )
     if args.max_test_queries:
         test = test.subset(sorted(test.queries)[: args.max_test_queries])
-    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    systems = (
+        ALL_SYSTEMS
+        if args.systems.strip() == "all"
+        else tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    )
     name = args.name or f"{Path(args.data).stem}-{args.regime}"
     report: dict[str, Any] = {
         "name": name,
