@@ -155,9 +155,17 @@ def test_cli_reindex_behind_an_alias(tmp_path):
 
     storage = tmp_path / "qdrant"
     client = QdrantClient(path=str(storage))
-    client.create_collection("v1", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+    client.create_collection(
+        "v1", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE)
+    )
     texts = [f"passage number {i} about topic {i % 3}" for i in range(25)]
-    client.upsert("v1", [models.PointStruct(id=i, vector=[1.0, 0, 0, float(i)], payload={"text": t}) for i, t in enumerate(texts)])
+    client.upsert(
+        "v1",
+        [
+            models.PointStruct(id=i, vector=[1.0, 0, 0, float(i)], payload={"text": t})
+            for i, t in enumerate(texts)
+        ],
+    )
     client.close()
     base = ["reindex", "--qdrant-path", str(storage), "--source", "v1", "--target", "v2", "--alias", "docs"]
     model = ["--model", "sentence-transformers/all-MiniLM-L6-v2", "--text-field", "text"]
@@ -169,5 +177,17 @@ def test_cli_reindex_behind_an_alias(tmp_path):
     assert client.count("v2").count == 25 and client.count("v1").count == 25
     assert [a.collection_name for a in client.get_aliases().aliases if a.alias_name == "docs"] == ["v2"]
     client.close()
-    res = CliRunner().invoke(main, [*base, "--model", "sentence-transformers/all-MiniLM-L6-v2", "--text-field", "nope", "--allow-dim-change", "--target", "v3"])
+    res = CliRunner().invoke(
+        main,
+        [
+            *base,
+            "--model",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "--text-field",
+            "nope",
+            "--allow-dim-change",
+            "--target",
+            "v3",
+        ],
+    )
     assert res.exit_code != 0 and "nope" in res.output
