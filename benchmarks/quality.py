@@ -428,6 +428,34 @@ def llamaindex_versions(python: Path) -> str | None:
     return "LlamaIndex venv: " + proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def merge_reports(previous_path: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with the rows of ``previous_path`` for systems it did not run.
+
+    Refuses to merge a different setting (data, split, test queries): rows must share the same
+    test queries and base for their intervals to be comparable.
+    """
+    if not previous_path.is_file():
+        return report
+    previous = json.loads(previous_path.read_text())
+    same = ("how", "data")
+    if any(previous.get(k) != report.get(k) for k in same):
+        raise ValueError(
+            f"--merge: {previous_path} holds another setting ({previous.get('how')!r}, {previous.get('data')}); "
+            f"this run is {report['how']!r}, {report['data']}"
+        )
+    merged = {**report}
+    kept = {k: v for k, v in previous["results"].items() if k not in report["results"]}
+    for entry in kept.values():
+        entry.setdefault("command", previous["command"])
+        entry.setdefault("load_average_1_5_15", previous["machine"]["load_average_1_5_15"])
+    rows = {**kept, **report["results"]}
+    merged["results"] = {k: rows[k] for k in ALL_SYSTEMS if k in rows}
+    merged["config"] = {**report["config"], "systems": list(merged["results"])}
+    merged["command"] = "; ".join(dict.fromkeys(e["command"] for e in merged["results"].values()))
+    merged["total_s"] = round(previous.get("total_s", 0.0) + report["total_s"], 1)
+    return merged
+
+
 def write_report(report: dict[str, Any], output_dir: Path) -> dict[str, Path]:
     """Write ``quality-<name>.{md,json,png}`` under ``output_dir``."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -473,6 +501,12 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         "--llamaindex-budget-s",
         type=float,
         help="skip llamaindex-2layer when its time extrapolated from llamaindex-linear exceeds this",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other systems' rows of an existing quality-<name>.json of the same setting; "
+        "the systems run now replace theirs (each row records the command and load that produced it)",
     )
     parser.add_argument(
         "--not-run",
@@ -534,6 +568,11 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     )
     report["machine"] = machine()
     report["total_s"] = round(time.perf_counter() - started, 1)
+    for entry in report["results"].values():
+        entry.setdefault("command", report["command"])
+        entry.setdefault("load_average_1_5_15", report["machine"]["load_average_1_5_15"])
+    if args.merge:
+        report = merge_reports(Path(args.output_dir) / f"quality-{name}.json", report)
     paths = write_report(report, Path(args.output_dir))
     print(render(report))
     return paths

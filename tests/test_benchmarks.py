@@ -65,3 +65,19 @@ def test_speed_scale_child_trains_one_epoch_and_reports_memory():
     assert row["documents"] == 1_500 and row["steps"] == -(-3_000 // row["batch_size"])
     assert row["epoch_s"] > 0 and row["loss"] > 0
     assert 0 < row["rss_before_training_mib"] <= row["peak_rss_mib"]
+
+
+def test_quality_merge_keeps_earlier_rows_of_the_same_setting_only(tmp_path):
+    import pytest
+
+    common = ["--data", str(FINETUNE_DATA / "val_dataset.json"), "--regime", "query", "--name", "toy",
+              "--output-dir", str(tmp_path)]  # fmt: skip
+    main([*common, "--systems", "base,linear", "--max-test-queries", "30"])
+    paths = main([*common, "--systems", "base,low_rank", "--max-test-queries", "30", "--merge"])
+    report = json.loads(paths["json"].read_text())
+    assert list(report["results"]) == ["base", "linear", "low_rank"]
+    assert "--systems base,linear " in report["results"]["linear"]["command"]
+    assert "--merge" in report["results"]["low_rank"]["command"]
+    assert "| linear |" in paths["md"].read_text() and "| low_rank |" in paths["md"].read_text()
+    with pytest.raises(ValueError, match="another setting"):
+        main([*common, "--systems", "base", "--max-test-queries", "20", "--merge"])
