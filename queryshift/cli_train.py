@@ -98,9 +98,6 @@ def train(
     **params,
 ):
     """Train a query adapter on DATA (or on a Qdrant collection's stored vectors) and save it to --output."""
-    from queryshift.pipeline import train_and_save
-    from queryshift.splits import seen_document_rate, split_dataset
-
     try:
         config = _training_config(params)
         if collection is not None:
@@ -124,36 +121,49 @@ def train(
         if data is None:
             raise click.UsageError("give DATA, or --collection with --pairs and --qdrant-path/--qdrant-url")
         dataset = load_dataset(data, format=data_format, split=split_name)
-        heldout = None
-        seen = None
-        if holdout != "none":
-            split = split_dataset(dataset, regime=holdout, test_fraction=test_fraction, seed=config.seed)
-            train_set, test_set = split.apply(dataset)
-            heldout = split.test
-            seen = seen_document_rate(train_set, test_set)
-        else:
-            train_set = dataset
+        split, seen = _hold_out(dataset, holdout, test_fraction, config.seed)
+        train_set = split.apply(dataset)[0] if split else dataset  # held-out queries are never embedded
         click.echo(
             f"Training on {train_set.num_queries} queries over {train_set.num_documents} documents ({dataset.name})"
         )
         embedded = _embed(train_set, _encoder(model, device=config.device), query_vectors, document_vectors)
-        adapter, result = train_and_save(
-            embedded,
-            config,
-            output,
-            base_model=model,
-            heldout=heldout,
-            split_regime=holdout,
-            show_progress_bar=True,
-        )
+        _train_and_report(embedded, config, output, model=model, split=split, seen=seen, data=data)
     except click.ClickException:
         raise
     except (QueryshiftError, ValueError, FileNotFoundError, OSError) as exc:
         raise _fail(exc) from exc
-    _report_training(adapter, result, seen, heldout, holdout, data, output)
 
 
-def _report_training(adapter, result, seen, heldout, holdout, data, output) -> None:
+def _hold_out(dataset, holdout: str, test_fraction: float, seed: int):
+    """The ``--holdout`` split and the share of its test queries whose documents training saw.
+
+    ``(None, None)`` with ``--holdout none``.
+    """
+    from queryshift.splits import seen_document_rate, split_dataset
+
+    if holdout == "none":
+        return None, None
+    split = split_dataset(dataset, regime=holdout, test_fraction=test_fraction, seed=seed)
+    return split, seen_document_rate(*split.apply(dataset))
+
+
+def _train_and_report(embedded, config, output, *, model, split, seen, data) -> None:
+    """Train on ``embedded`` (training queries only), save with the held-out ids, print the report."""
+    from queryshift.pipeline import train_and_save
+
+    adapter, result = train_and_save(
+        embedded,
+        config,
+        output,
+        base_model=model,
+        heldout=split.test if split else None,
+        split_regime=split.regime if split else "none",
+        show_progress_bar=True,
+    )
+    _report_training(adapter, result, seen, split, data, output)
+
+
+def _report_training(adapter, result, seen, split, data, output) -> None:
     """What `train` prints after training: validation figures, choice, regime, where it was saved."""
     from queryshift.pipeline import describe_regime
 
@@ -172,9 +182,10 @@ def _report_training(adapter, result, seen, heldout, holdout, data, output) -> N
         click.echo(describe_regime(seen, heldout=True))
     else:
         click.echo(describe_regime(result.revisit_rate, heldout=False))
-    if heldout:
+    if split:
         click.echo(
-            f"Held out {len(heldout)} queries ({holdout} split); run `queryshift evaluate {data or 'DATA'} --adapter {output}`."
+            f"Held out {len(split.test)} queries ({split.regime} split); "
+            f"run `queryshift evaluate {data or 'DATA'} --adapter {output}`."
         )
     click.echo(f"Saved to {output}")
 
@@ -200,8 +211,6 @@ def _train_from_qdrant(
     from qdrant_client import QdrantClient
 
     from queryshift.integrations.qdrant_source import collection_distance, load_training_data_from_qdrant
-    from queryshift.pipeline import train_and_save
-    from queryshift.splits import seen_document_rate, split_dataset
 
     if pairs_path is None:
         raise click.BadParameter("--collection needs --pairs", param_hint="--pairs")
@@ -226,25 +235,12 @@ def _train_from_qdrant(
             text_field=text_field,
             max_documents=max_documents,
         )
-        heldout, seen = None, None
-        if holdout != "none":
-            split = split_dataset(
-                embedded.dataset, regime=holdout, test_fraction=test_fraction, seed=config.seed
-            )
-            seen = seen_document_rate(*split.apply(embedded.dataset))
-            heldout, embedded = split.test, embedded.subset(split.train)
-        click.echo(
-            f"Training on {len(embedded.query_ids)} queries over {len(embedded.document_ids)} points of {collection!r}"
-        )
-        adapter, result = train_and_save(
-            embedded,
-            config,
-            output,
-            base_model=model,
-            heldout=heldout,
-            split_regime=holdout,
-            show_progress_bar=True,
-        )
     finally:
-        client.close()
-    _report_training(adapter, result, seen, heldout, holdout, None, output)
+        client.close()  # the vectors are in memory now; free a local store's lock before training
+    split, seen = _hold_out(embedded.dataset, holdout, test_fraction, config.seed)
+    if split:
+        embedded = embedded.subset(split.train)
+    click.echo(
+        f"Training on {len(embedded.query_ids)} queries over {len(embedded.document_ids)} points of {collection!r}"
+    )
+    _train_and_report(embedded, config, output, model=model, split=split, seen=seen, data=None)
