@@ -428,6 +428,13 @@ def llamaindex_versions(python: Path) -> str | None:
     return "LlamaIndex venv: " + proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def _stamp_rows(rows: dict[str, Any], report: dict[str, Any]) -> None:
+    """Record on each row (unless already there) the command and load of the run that produced it."""
+    for entry in rows.values():
+        entry.setdefault("command", report["command"])
+        entry.setdefault("load_average_1_5_15", report["machine"]["load_average_1_5_15"])
+
+
 def merge_reports(previous_path: Path, report: dict[str, Any]) -> dict[str, Any]:
     """``report`` with the rows of ``previous_path`` for systems it did not run.
 
@@ -445,9 +452,7 @@ def merge_reports(previous_path: Path, report: dict[str, Any]) -> dict[str, Any]
         )
     merged = {**report}
     kept = {k: v for k, v in previous["results"].items() if k not in report["results"]}
-    for entry in kept.values():
-        entry.setdefault("command", previous["command"])
-        entry.setdefault("load_average_1_5_15", previous["machine"]["load_average_1_5_15"])
+    _stamp_rows(kept, previous)
     rows = {**kept, **report["results"]}
     merged["results"] = {k: rows[k] for k in ALL_SYSTEMS if k in rows}
     merged["config"] = {**report["config"], "systems": list(merged["results"])}
@@ -568,9 +573,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     )
     report["machine"] = machine()
     report["total_s"] = round(time.perf_counter() - started, 1)
-    for entry in report["results"].values():
-        entry.setdefault("command", report["command"])
-        entry.setdefault("load_average_1_5_15", report["machine"]["load_average_1_5_15"])
+    _stamp_rows(report["results"], report)
     if args.merge:
         report = merge_reports(Path(args.output_dir) / f"quality-{name}.json", report)
     paths = write_report(report, Path(args.output_dir))
