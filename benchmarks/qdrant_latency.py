@@ -323,19 +323,27 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(n) for n in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--points",
-        default=",".join(str(n) for n in CONFIG["points"]),
-        help="collection sizes, comma-separated",
+        "--points", type=_sizes, default=list(CONFIG["points"]), help="collection sizes, comma-separated"
     )
     parser.add_argument(
         "--queries", type=int, default=CONFIG["queries"], help="queries per variant (warm-up included)"
     )
     parser.add_argument("--output-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
-    CONFIG["points"] = [int(n) for n in args.points.split(",")]
+    CONFIG["points"] = list(args.points)
     CONFIG["queries"] = args.queries
     CONFIG["warmup"] = min(CONFIG["warmup"], args.queries // 2)
     started = time.perf_counter()
