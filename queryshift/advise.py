@@ -335,6 +335,7 @@ def _run(
     started: float,
     show_progress_bar: bool,
 ) -> Advice:
+    from queryshift.pipeline import pseudo_queries_for
     from queryshift.training import train_adapter
 
     distance = adapter_config.distance
@@ -356,8 +357,13 @@ def _run(
 
     # The adapter: trained on embedded training queries, applied to held-out query vectors only.
     tick = time.perf_counter()
+    pseudo = pseudo_queries_for(encoder, [train_emb, test_emb], adapter_config)
     result = train_adapter(
-        train_emb, adapter_config, base_model=encoder.model_id, show_progress_bar=show_progress_bar
+        train_emb,
+        adapter_config,
+        base_model=encoder.model_id,
+        pseudo=pseudo,
+        show_progress_bar=show_progress_bar,
     )
     adapter_seconds = time.perf_counter() - tick
     adapter = result.adapter

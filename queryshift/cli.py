@@ -73,6 +73,20 @@ def _training_options(func):
             help="Mined from the base ranking, per query.",
         ),
         click.option(
+            "--pseudo-queries",
+            type=int,
+            default=defaults.pseudo_queries,
+            show_default=True,
+            help="Sentences sampled per document as unlabelled training queries (0: labels only).",
+        ),
+        click.option(
+            "--pseudo-max-documents",
+            type=int,
+            default=defaults.pseudo_max_documents,
+            show_default=True,
+            help="Documents sampled for pseudo-queries at most.",
+        ),
+        click.option(
             "--validation",
             type=click.Choice(["both", "query", "document", "none"]),
             default=defaults.validation,
@@ -250,7 +264,7 @@ def inspect(adapter_dir, as_json):
 def demo(data_dir, model, output):
     """Train and evaluate adapters on public 10-K data: Lyft->Uber, and an Uber same-corpus split."""
     from queryshift.demo import example_data_dir
-    from queryshift.pipeline import compare_adapter, train_and_save
+    from queryshift.pipeline import compare_adapter, pseudo_queries_for, train_and_save
     from queryshift.splits import split_by_query
     from queryshift.training.config import TrainingConfig
 
@@ -274,6 +288,9 @@ def demo(data_dir, model, output):
         for index, (title, train_set, test_set, regime, heldout) in enumerate(settings, start=1):
             click.echo(f"\n== {title}")
             train_embedded = embed_dataset(train_set, encoder)
+            test_embedded = embed_dataset(test_set, encoder)
+            # Pseudo-queries come from the documents' text only: the test questions are never seen.
+            pseudo = pseudo_queries_for(encoder, [train_embedded, test_embedded], config)
             adapter, result = train_and_save(
                 train_embedded,
                 config,
@@ -281,11 +298,13 @@ def demo(data_dir, model, output):
                 base_model=model,
                 heldout=heldout,
                 split_regime=regime,
+                pseudo=pseudo,
             )
             click.echo(
-                f"trained in {result.seconds:.1f}s; chose epoch {result.chosen.epoch}, alpha {result.chosen.alpha}"
+                f"trained in {result.seconds:.1f}s with {result.pseudo_queries} pseudo-queries from the documents; "
+                f"chose epoch {result.chosen.epoch}, alpha {result.chosen.alpha}"
             )
-            click.echo(compare_adapter(adapter, embed_dataset(test_set, encoder)).render())
+            click.echo(compare_adapter(adapter, test_embedded).render())
     except (QueryshiftError, ValueError, FileNotFoundError, OSError) as exc:
         raise _fail(exc) from exc
     click.echo(f"\nAdapters saved under {output}/")

@@ -12,7 +12,7 @@ import click
 
 from queryshift.cli import _FORMATS, _embed, _encoder, _fail, _training_config, _training_options, main
 from queryshift.data import load_dataset
-from queryshift.embeddings import DEFAULT_MODEL
+from queryshift.embeddings import DEFAULT_MODEL, embed_dataset
 from queryshift.errors import QueryshiftError
 
 
@@ -41,11 +41,21 @@ from queryshift.errors import QueryshiftError
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help='JSONL: {"query": text, "point_id": id} or {"query": text, "point_ids": [ids]}.',
 )
-@click.option("--text-field", default=None, help="Payload key holding each point's text (informational).")
+@click.option(
+    "--text-field",
+    default=None,
+    help="Payload key holding each point's text; pseudo-queries are sampled from it (without it: labels only).",
+)
 @click.option(
     "--max-documents", type=int, default=None, help="Scroll at most this many points as the corpus."
 )
 @click.option("--format", "data_format", type=_FORMATS, default="auto", show_default=True)
+@click.option(
+    "--index-data",
+    type=click.Path(exists=True, path_type=Path),
+    help="Data whose documents are the corpus the adapter will search, when it is not DATA's "
+    "(same formats; its documents are embedded, cached): pseudo-queries are sampled from both corpora.",
+)
 @click.option("--split-name", default="train", show_default=True, help="BEIR qrels split to train on.")
 @click.option(
     "--holdout",
@@ -89,6 +99,7 @@ def train(
     text_field,
     max_documents,
     data_format,
+    index_data,
     split_name,
     holdout,
     test_fraction,
@@ -126,8 +137,26 @@ def train(
         click.echo(
             f"Training on {train_set.num_queries} queries over {train_set.num_documents} documents ({dataset.name})"
         )
-        embedded = _embed(train_set, _encoder(model, device=config.device), query_vectors, document_vectors)
-        _train_and_report(embedded, config, output, model=model, split=split, seen=seen, data=data)
+        encoder = _encoder(model, device=config.device)
+        embedded = _embed(train_set, encoder, query_vectors, document_vectors)
+        index = None
+        if index_data is not None and config.pseudo_queries and query_vectors is None:
+            index = embed_dataset(load_dataset(index_data, format=data_format, split=split_name), encoder)
+        if query_vectors is not None and config.pseudo_queries:
+            # The sentences would have to be embedded by the model behind --query-vectors, not available here.
+            click.echo("No pseudo-queries: query vectors come from --query-vectors, whose model is not here.")
+            config = dataclasses.replace(config, pseudo_queries=0)
+        _train_and_report(
+            embedded,
+            config,
+            output,
+            encoder=encoder,
+            model=model,
+            split=split,
+            seen=seen,
+            data=data,
+            index=index,
+        )
     except click.ClickException:
         raise
     except (QueryshiftError, ValueError, FileNotFoundError, OSError) as exc:
@@ -147,10 +176,22 @@ def _hold_out(dataset, holdout: str, test_fraction: float, seed: int):
     return split, seen_document_rate(*split.apply(dataset))
 
 
-def _train_and_report(embedded, config, output, *, model, split, seen, data) -> None:
-    """Train on ``embedded`` (training queries only), save with the held-out ids, print the report."""
-    from queryshift.pipeline import train_and_save
+def _train_and_report(embedded, config, output, *, encoder, model, split, seen, data, index=None) -> None:
+    """Train on ``embedded`` (training queries only), save with the held-out ids, print the report.
 
+    Pseudo-queries are sampled from the text of all of ``embedded``'s documents (the corpus the
+    adapter will search), held-out queries' documents included: their text is in the index; the
+    held-out questions never are. ``index``: the searched corpus when it is not ``embedded``'s.
+    """
+    from queryshift.pipeline import pseudo_queries_for, train_and_save
+
+    pseudo = pseudo_queries_for(encoder, [embedded] if index is None else [embedded, index], config)
+    if config.pseudo_queries and pseudo is None:
+        click.echo("No pseudo-queries: the documents carry no text (with --collection, pass --text-field).")
+    elif pseudo is not None:
+        click.echo(
+            f"Adding {len(pseudo.query_ids)} pseudo-queries: sentences of the documents, paired with their document"
+        )
     adapter, result = train_and_save(
         embedded,
         config,
@@ -158,6 +199,7 @@ def _train_and_report(embedded, config, output, *, model, split, seen, data) -> 
         base_model=model,
         heldout=split.test if split else None,
         split_regime=split.regime if split else "none",
+        pseudo=pseudo,
         show_progress_bar=True,
     )
     _report_training(adapter, result, seen, split, data, output)
@@ -226,11 +268,12 @@ def _train_from_qdrant(
         config = dataclasses.replace(
             config, distance=collection_distance(client, collection, using=vector_name)
         )
+        encoder = _encoder(model, device=config.device)
         embedded = load_training_data_from_qdrant(
             client,
             collection,
             pairs_path,
-            encoder=_encoder(model, device=config.device),
+            encoder=encoder,
             using=vector_name,
             text_field=text_field,
             max_documents=max_documents,
@@ -243,4 +286,6 @@ def _train_from_qdrant(
     click.echo(
         f"Training on {len(embedded.query_ids)} queries over {len(embedded.document_ids)} points of {collection!r}"
     )
-    _train_and_report(embedded, config, output, model=model, split=split, seen=seen, data=None)
+    _train_and_report(
+        embedded, config, output, encoder=encoder, model=model, split=split, seen=seen, data=None
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from queryshift.adapters.base import QueryAdapter
 from queryshift.adapters.io import load_adapter, save_adapter
 from queryshift.data import RetrievalDataset
-from queryshift.embeddings import EmbeddedDataset
+from queryshift.embeddings import EmbeddedDataset, Encoder
 from queryshift.evaluation import bootstrap_difference, evaluate_retrieval
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ def train_and_save(
     base_model: str | None,
     heldout: list[str] | None = None,
     split_regime: str = "none",
+    pseudo: EmbeddedDataset | None = None,
     show_progress_bar: bool = False,
 ):
     """Train with :func:`queryshift.training.train_adapter`, record provenance, save atomically.
@@ -140,7 +142,9 @@ def train_and_save(
     """
     from queryshift.training import train_adapter
 
-    result = train_adapter(train, config, base_model=base_model, show_progress_bar=show_progress_bar)
+    result = train_adapter(
+        train, config, base_model=base_model, pseudo=pseudo, show_progress_bar=show_progress_bar
+    )
     summary = result.summary()
     summary.update(
         {
@@ -158,6 +162,26 @@ def train_and_save(
     extra = {HELDOUT_NAME: json.dumps(sorted(heldout)) + "\n"} if heldout else None
     save_adapter(adapter, output_dir, extra_files=extra)
     return load_adapter(output_dir), result
+
+
+def pseudo_queries_for(
+    encoder: Encoder, corpora: Sequence[EmbeddedDataset], config: Any
+) -> EmbeddedDataset | None:
+    """The pseudo-queries ``config`` asks for, sampled from ``corpora`` (labelled data first, then the index).
+
+    ``None`` with ``config.pseudo_queries == 0`` or when the documents carry no text.
+    """
+    if not config.pseudo_queries:
+        return None
+    from queryshift.training.pseudo_queries import embed_pseudo_queries
+
+    return embed_pseudo_queries(
+        encoder,
+        corpora,
+        per_document=config.pseudo_queries,
+        max_documents=config.pseudo_max_documents,
+        seed=config.seed,
+    )
 
 
 def read_heldout(adapter_dir: str | Path) -> list[str] | None:

@@ -43,6 +43,7 @@ def test_train_evaluate_inspect_with_precomputed_vectors(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "validation (query split" in res.output and "Regime: queries revisit known documents" in res.output
+    assert "No pseudo-queries: query vectors come from --query-vectors" in res.output
     res = runner.invoke(
         main, ["evaluate", str(tmp_path / "toy.json"), "--adapter", str(out), "--json", *vectors]
     )
@@ -75,10 +76,12 @@ def _evaluate_json(runner, data, adapter, *extra):
 @pytest.mark.slow
 def test_cli_lyft_to_uber_and_uber_split(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(
-        main, ["train", str(FINETUNE_DATA / "train_dataset.json"), "-o", str(tmp_path / "lyft")]
-    )
+    lyft = ["train", str(FINETUNE_DATA / "train_dataset.json")]
+    index = ["--index-data", str(FINETUNE_DATA / "val_dataset.json")]  # the corpus searched: Uber's chunks
+    res = runner.invoke(main, [*lyft, *index, "-o", str(tmp_path / "lyft")])
     assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "lyft" / "adapter_config.json").read_text())["training"]
+    assert summary["pseudo_queries"] > 1000  # sentences of both 10-Ks
     cross = _evaluate_json(runner, FINETUNE_DATA / "val_dataset.json", tmp_path / "lyft")
     assert cross["num_queries"] == 790
     assert cross["base"]["ndcg@10"] == pytest.approx(0.641, abs=0.002)
@@ -141,6 +144,16 @@ def test_cli_trains_from_a_qdrant_collection(uber, tmp_path):
     res = CliRunner().invoke(main, [*args, "--holdout", "query", "--epochs", "5", "-o", str(tmp_path / "a")])
     assert res.exit_code == 0, res.output
     assert "points of 'uber'" in res.output and (tmp_path / "a" / "heldout_queries.json").is_file()
+    assert "No pseudo-queries" in res.output and "--text-field" in res.output
+    res = CliRunner().invoke(
+        main,
+        [*args, "--text-field", "text", "--epochs", "2", "--validation", "none", "-o", str(tmp_path / "t")],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "t" / "adapter_config.json").read_text())["training"]
+    assert (
+        f"Adding {summary['pseudo_queries']} pseudo-queries" in res.output and summary["pseudo_queries"] > 300
+    )
     missing = tmp_path / "missing.jsonl"
     missing.write_text(json.dumps({"query": "x", "point_id": 123456}) + "\n")
     res = CliRunner().invoke(main, [*args[:5], "--pairs", str(missing), "-o", str(tmp_path / "b")])

@@ -199,8 +199,8 @@ def load_training_data_from_qdrant(
         pairs_path: JSONL pair file (see the module docstring): query text and relevant point id(s).
         encoder: Embeds the query texts; it must be the model that embedded the collection.
         using: Vector name to read (``None``: the unnamed vector).
-        text_field: Payload key holding each point's text, kept as the document text (informational:
-            training uses vectors only). ``None`` leaves texts empty.
+        text_field: Payload key holding each point's text, kept as the document text; the trainer
+            samples pseudo-queries from it (vectors are never recomputed). ``None`` leaves texts empty.
         corpus_filter: Restricts the scrolled corpus (e.g. to one tenant); relevant points are
             always included.
         max_documents: Stop scrolling after this many points (a sample of negatives for very large

@@ -17,9 +17,10 @@ class TrainingConfig:
     """Settings of :func:`~queryshift.training.train_adapter`; CLI flags map one-to-one onto fields.
 
     The defaults are the recipe measured in the README: a linear adapter trained with
-    in-batch plus mined hard negatives, candidates (epoch × interpolation with identity)
-    chosen by their smallest gain over identity across a query-split and a document-split
-    validation.
+    in-batch plus mined hard negatives on the labelled pairs and on pseudo-queries (sentences of
+    the indexed documents, see :mod:`~queryshift.training.pseudo_queries`), candidates
+    (epoch × interpolation with identity) chosen by their smallest gain over identity across a
+    query-split and a document-split validation.
 
     Example:
         >>> TrainingConfig(adapter="low_rank", rank=16).rank
@@ -53,6 +54,13 @@ class TrainingConfig:
         default=(0.25, 0.5, 0.75, 1.0),
         metadata={"help": "interpolation weights with identity tried on validation"},
     )
+    pseudo_queries: int = field(
+        default=3,
+        metadata={"help": "sentences sampled per indexed document as unlabelled queries (0: labels only)"},
+    )
+    pseudo_max_documents: int = field(
+        default=5000, metadata={"help": "documents sampled for pseudo-queries at most"}
+    )
     refit: bool = field(
         default=True, metadata={"help": "retrain the chosen candidate on all training queries"}
     )
@@ -72,6 +80,12 @@ class TrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.pseudo_queries, int) or self.pseudo_queries < 0:
+            raise ValueError(f"pseudo_queries must be an integer >= 0, got {self.pseudo_queries!r}")
+        if not isinstance(self.pseudo_max_documents, int) or self.pseudo_max_documents <= 0:
+            raise ValueError(
+                f"pseudo_max_documents must be a positive integer, got {self.pseudo_max_documents!r}"
+            )
         if self.hard_negatives < 0:
             raise ValueError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
         for name in ("learning_rate", "temperature"):

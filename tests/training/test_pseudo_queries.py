@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+
+from queryshift.data import RetrievalDataset
+from queryshift.embeddings import EmbeddedDataset
+from queryshift.evaluation import evaluate_retrieval
+from queryshift.training import TrainingConfig, train_adapter
+from queryshift.training.pseudo_queries import embed_pseudo_queries, sample_pseudo_queries
+from queryshift.training.recipe import _all_pairs
+
+from ..conftest import toy_embedded  # noqa: TID252
+
+LONG = "This sentence has exactly seven plain words."
+
+
+class _QueryOnlyEncoder:
+    """Embeds queries as a fixed function of their text; fails if asked to embed documents."""
+
+    def __init__(self, dim: int = 4) -> None:
+        self.dim = dim
+        self.seen: list[str] = []
+
+    def encode_queries(self, texts):
+        self.seen.extend(texts)
+        return np.stack([np.random.default_rng(len(t)).normal(size=self.dim) for t in texts]).astype(
+            np.float32
+        )
+
+    def encode_documents(self, texts):
+        raise AssertionError("pseudo-queries must never re-embed documents")
+
+
+def _corpus(texts: dict[str, str], dim: int = 4, seed: int = 0) -> EmbeddedDataset:
+    ids = sorted(texts)
+    ds = RetrievalDataset(queries={"q": "question?"}, documents=texts, qrels={"q": {ids[0]}}, name="c")
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(len(ids), dim)).astype(np.float32)
+    return EmbeddedDataset(ds, ["q"], rng.normal(size=(1, dim)).astype(np.float32), ids, vectors, "toy")
+
+
+def test_sampling_skips_short_sentences_and_caps_per_document():
+    docs = {
+        "a": f"Revenue. {LONG} {LONG.replace('seven', 'eight')} {LONG.replace('plain', 'short')}",
+        "b": "Table 3. 2021 2020",
+        "c": "",
+    }
+    pseudo = sample_pseudo_queries(docs, per_document=2, min_words=6)
+    assert set(pseudo.queries) <= {"pseudo:a:0", "pseudo:a:1", "pseudo:a:2"} and len(pseudo.queries) == 2
+    assert all(pseudo.qrels[q] == {"a"} for q in pseudo.queries)
+    assert all(len(text.split()) >= 6 for text in pseudo.queries.values())
+    assert (
+        sample_pseudo_queries(docs, per_document=2, seed=5).queries
+        == sample_pseudo_queries(docs, per_document=2, seed=5).queries
+    )
+    assert sample_pseudo_queries({"b": "Table 3.", "c": ""}) is None
+    with pytest.raises(ValueError, match="per_document must be >= 1"):
+        sample_pseudo_queries(docs, per_document=0)
+
+
+def test_sampling_bounds_the_number_of_documents():
+    docs = {f"d{i:03d}": LONG for i in range(50)}
+    pseudo = sample_pseudo_queries(docs, per_document=1, max_documents=7)
+    assert len(pseudo.queries) == 7 and len({next(iter(d)) for d in pseudo.qrels.values()}) == 7
+
+
+def test_embedding_keeps_document_vectors_and_merges_corpora_by_id():
+    first = _corpus({"a": LONG, "b": "short"})
+    second = _corpus({"a": "other text, ignored: the first corpus holding an id wins", "c": LONG}, seed=1)
+    encoder = _QueryOnlyEncoder()
+    pseudo = embed_pseudo_queries(encoder, [first, second], per_document=1)
+    assert pseudo.document_ids == ["a", "b", "c"]
+    np.testing.assert_array_equal(pseudo.document_vectors[:2], first.document_vectors)
+    np.testing.assert_array_equal(pseudo.document_vectors[2], second.document_vectors[1])
+    assert sorted(next(iter(pseudo.dataset.qrels[q])) for q in pseudo.query_ids) == ["a", "c"]
+    assert encoder.seen == [LONG, LONG] and pseudo.query_vectors.shape == (2, 4)
+    assert embed_pseudo_queries(encoder, [_corpus({"x": "", "y": "Too short."})]) is None
+
+
+def test_pairs_share_documents_by_id_and_append_new_ones():
+    labelled = toy_embedded(n_docs=5, n_queries=10, dim=4)
+    extra_ids = ["d001", "new"]
+    vectors = np.vstack([labelled.document_vectors[1], np.ones(4, np.float32)])
+    ds = RetrievalDataset(
+        queries={"p1": "s", "p2": "t"},
+        documents=dict.fromkeys(extra_ids, LONG),
+        qrels={"p1": {"d001"}, "p2": {"new"}},
+    )
+    pseudo = EmbeddedDataset(ds, ["p1", "p2"], np.ones((2, 4), np.float32), extra_ids, vectors, "toy")
+    pairs = _all_pairs(labelled, pseudo, TrainingConfig(hard_negatives=0))
+    assert pairs.documents.shape == (6, 4) and pairs.queries.shape == (12, 4)
+    assert pairs.positives[-2:] == [[1], [5]]
+    np.testing.assert_array_equal(pairs.documents[5], np.ones(4))
+
+
+def test_pseudo_pairs_are_trained_on_and_recorded():
+    data = toy_embedded(n_docs=20, n_queries=60, dim=8)
+    pseudo = data.subset(data.query_ids[:20])
+    result = train_adapter(data, TrainingConfig(epochs=2, validation="none"), pseudo=pseudo)
+    without = train_adapter(data, TrainingConfig(epochs=2, validation="none"))
+    assert result.pseudo_queries == 20 and result.summary()["pseudo_queries"] == 20
+    assert without.pseudo_queries == 0
+    assert not np.allclose(result.adapter.tensors()["weight"], without.adapter.tensors()["weight"])
+
+
+@pytest.mark.slow
+def test_pseudo_queries_lift_lyft_to_uber(lyft, uber, encoder):
+    """The default recipe with sentences of both 10-Ks beats base and labels-only on Uber's questions."""
+
+    def ndcg(vectors):
+        return evaluate_retrieval(
+            vectors, uber.query_ids, uber.document_vectors, uber.document_ids, uber.dataset.qrels
+        ).metrics["ndcg@10"]
+
+    config = TrainingConfig()
+    pseudo = embed_pseudo_queries(encoder, [lyft, uber], per_document=config.pseudo_queries)
+    assert pseudo is not None and not set(pseudo.dataset.queries.values()) & set(
+        uber.dataset.queries.values()
+    )
+    labels_only = ndcg(train_adapter(lyft, config).adapter.apply(uber.query_vectors))
+    with_pseudo = ndcg(train_adapter(lyft, config, pseudo=pseudo).adapter.apply(uber.query_vectors))
+    base = ndcg(uber.query_vectors)
+    assert with_pseudo >= base + 0.015
+    assert with_pseudo > labels_only
