@@ -32,7 +32,6 @@ again, but points deleted meanwhile make the count check fail (nothing is switch
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -46,6 +45,7 @@ from qdrant_client.http import models
 from queryshift.data import RetrievalDataset
 from queryshift.embeddings import Encoder
 from queryshift.errors import DataFormatError, DimensionMismatchError, QueryshiftError
+from queryshift.integrations.qdrant_payload import payload_value
 
 logger = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ def _text_getter(text_field: str | None, dataset: RetrievalDataset | None, sourc
         raise ValueError("pass text_field (a payload field) or dataset (texts by point id)")
 
     def from_payload(point: Any) -> str:
-        value = _lookup(point.payload or {}, text_field)
+        value = payload_value(point.payload or {}, text_field)
         if not isinstance(value, str) or not value.strip():
             found = "missing" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
             raise DataFormatError(
@@ -375,23 +375,6 @@ def _text_getter(text_field: str | None, dataset: RetrievalDataset | None, sourc
         return value
 
     return from_payload
-
-
-def _lookup(payload: dict[str, Any], path: str) -> Any:
-    """``payload[path]``, else walk a dotted path, decoding JSON strings on the way."""
-    if path in payload:
-        return payload[path]
-    value: Any = payload
-    for part in path.split("."):
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                return None
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def _encode(encoder: Encoder, texts: list[str]) -> np.ndarray:

@@ -29,6 +29,7 @@ from queryshift.data import RetrievalDataset, read_jsonl
 from queryshift.embeddings import EmbeddedDataset, Encoder
 from queryshift.errors import DataFormatError, DimensionMismatchError, DistanceMismatchError
 from queryshift.integrations.qdrant import vector_params
+from queryshift.integrations.qdrant_payload import payload_root, payload_value
 from queryshift.integrations.qdrant_routing import distance_name
 
 logger = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def _vector_of(record: models.Record, using: str | None) -> list[float] | None:
 def _text_of(record: models.Record, text_field: str | None) -> str:
     if text_field is None:
         return ""
-    value = (record.payload or {}).get(text_field)
+    value = payload_value(record.payload or {}, text_field)
     return value if isinstance(value, str) else ""
 
 
@@ -172,7 +173,7 @@ def _retrieve(
             collection_name,
             ids=list(ids[start : start + batch_size]),
             with_vectors=[using] if using else True,
-            with_payload=[text_field] if text_field else False,
+            with_payload=payload_root(text_field) if text_field else False,
         )
         for record in records:
             found[parse_point_id(record.id)] = record
@@ -199,8 +200,9 @@ def load_training_data_from_qdrant(
         pairs_path: JSONL pair file (see the module docstring): query text and relevant point id(s).
         encoder: Embeds the query texts; it must be the model that embedded the collection.
         using: Vector name to read (``None``: the unnamed vector).
-        text_field: Payload key holding each point's text, kept as the document text; the trainer
-            samples pseudo-queries from it (vectors are never recomputed). ``None`` leaves texts empty.
+        text_field: Payload key (or dotted path, e.g. ``"_node_content.text"``) holding each point's
+            text, kept as the document text; the trainer samples pseudo-queries from it (vectors are
+            never recomputed). ``None`` leaves texts empty.
         corpus_filter: Restricts the scrolled corpus (e.g. to one tenant); relevant points are
             always included.
         max_documents: Stop scrolling after this many points (a sample of negatives for very large
@@ -274,7 +276,7 @@ def load_training_data_from_qdrant(
             limit=limit,
             offset=offset,
             with_vectors=[using] if using else True,
-            with_payload=[text_field] if text_field else False,
+            with_payload=payload_root(text_field) if text_field else False,
         )
         for record in page:
             vector = _vector_of(record, using)

@@ -90,6 +90,29 @@ def test_pairs_build_an_embedded_dataset_from_stored_vectors(collection, tmp_pat
     assert data.model_id == "keyword-toy" and data.query_vectors.shape == (3, DIM)
 
 
+def test_text_is_read_through_a_dotted_path_into_json_strings(tmp_path: Path) -> None:
+    """LlamaIndex keeps the node text inside ``_node_content``, a JSON string."""
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "li", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
+    node = {"text": "The chunk text of a LlamaIndex node.", "metadata": {}}
+    client.upsert(
+        "li",
+        [
+            models.PointStruct(
+                id=i, vector=np.eye(DIM)[i].tolist(), payload={"_node_content": json.dumps(node)}
+            )
+            for i in range(4)
+        ],
+    )
+    pairs = write_pairs(tmp_path / "pairs.jsonl", [{"query": "about 1", "point_id": 1}])
+    data = load_training_data_from_qdrant(
+        client, "li", pairs, encoder=KeywordEncoder(np.eye(DIM)), text_field="_node_content.text"
+    )
+    assert data.dataset.documents == {str(i): node["text"] for i in range(4)}
+
+
 def test_missing_point_ids_are_listed_with_their_lines(collection, tmp_path: Path) -> None:
     client, vectors = collection
     pairs = write_pairs(
