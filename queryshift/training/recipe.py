@@ -131,6 +131,8 @@ def train_adapter(
     metrics = tuple(dict.fromkeys((config.metric, *_REPORT_METRICS)))
     val_sets, train_ids = _validation_splits(data, config)
     inner = data.subset(train_ids)
+    # The pseudo pairs (and their mined negatives) are the same for the selection run and the refit.
+    pseudo_pairs = _pairs(pseudo, config) if pseudo is not None and pseudo.query_ids else None
 
     def score(split: str, vectors: np.ndarray) -> dict[str, float]:
         part = val_sets[split]
@@ -167,7 +169,7 @@ def train_adapter(
         module = _fresh_module(config, data.dim)
         losses = fit(
             module,
-            _all_pairs(inner, pseudo, config),
+            _all_pairs(inner, config, pseudo, pseudo_pairs),
             config,
             on_epoch=on_epoch,
             show_progress_bar=show_progress_bar,
@@ -185,7 +187,7 @@ def train_adapter(
         module = _fresh_module(config, data.dim)
         losses = fit(
             module,
-            _all_pairs(data, pseudo, config),
+            _all_pairs(data, config, pseudo, pseudo_pairs),
             config,
             epochs=chosen.epoch,
             show_progress_bar=show_progress_bar,
@@ -300,9 +302,12 @@ def _pairs(data: EmbeddedDataset, config: TrainingConfig) -> TrainingPairs:
 
 
 def _all_pairs(
-    data: EmbeddedDataset, pseudo: EmbeddedDataset | None, config: TrainingConfig
+    data: EmbeddedDataset,
+    config: TrainingConfig,
+    pseudo: EmbeddedDataset | None,
+    extra: TrainingPairs | None,
 ) -> TrainingPairs:
-    """The labelled pairs, plus the pseudo pairs over one corpus shared by both (documents keyed by id).
+    """The labelled pairs, plus ``extra`` (``_pairs(pseudo)``) over one corpus shared by both (documents keyed by id).
 
     Every pseudo pair trains every candidate, those of the validation splits' documents too: they
     are in the index when the adapter ships. (Leaving them out while choosing, to mimic documents
@@ -310,9 +315,8 @@ def _all_pairs(
     over five seeds, from 0.666.)
     """
     labelled = _pairs(data, config)
-    if pseudo is None or not pseudo.query_ids:
+    if pseudo is None or extra is None:
         return labelled
-    extra = _pairs(pseudo, config)
     position = {d: i for i, d in enumerate(data.document_ids)}
     added: list[int] = []
     remap = []

@@ -6,7 +6,7 @@ from queryshift.embeddings import EmbeddedDataset
 from queryshift.evaluation import evaluate_retrieval
 from queryshift.training import TrainingConfig, train_adapter
 from queryshift.training.pseudo_queries import embed_pseudo_queries, sample_pseudo_queries
-from queryshift.training.recipe import _all_pairs
+from queryshift.training.recipe import _all_pairs, _pairs
 
 from ..conftest import toy_embedded  # noqa: TID252
 
@@ -86,7 +86,8 @@ def test_pairs_share_documents_by_id_and_append_new_ones():
         qrels={"p1": {"d001"}, "p2": {"new"}},
     )
     pseudo = EmbeddedDataset(ds, ["p1", "p2"], np.ones((2, 4), np.float32), extra_ids, vectors, "toy")
-    pairs = _all_pairs(labelled, pseudo, TrainingConfig(hard_negatives=0))
+    config = TrainingConfig(hard_negatives=0)
+    pairs = _all_pairs(labelled, config, pseudo, _pairs(pseudo, config))
     assert pairs.documents.shape == (6, 4) and pairs.queries.shape == (12, 4)
     assert pairs.positives[-2:] == [[1], [5]]
     np.testing.assert_array_equal(pairs.documents[5], np.ones(4))
