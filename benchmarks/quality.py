@@ -131,6 +131,16 @@ def run_quality(
     base = _score(test_emb.query_vectors, test_emb)
     results: dict[str, Any] = {}
     not_run = not_run or {}
+    # Pseudo-queries: sentences of the training corpus and of the searched corpus (the index);
+    # document text only, never the test questions. One set serves every adapter system (their
+    # configs differ only in the adapter kind), embedded before any training clock starts.
+    tick = time.perf_counter()
+    pseudo = (
+        pseudo_queries_for(encoder, [train_emb, test_emb], TrainingConfig(seed=seed))
+        if any(system in ADAPTER_SYSTEMS for system in systems)
+        else None
+    )
+    pseudo_seconds = time.perf_counter() - tick
     for system in systems:
         print(f"[quality] {system} ...", file=sys.stderr, flush=True)
         if system in not_run:
@@ -157,12 +167,6 @@ def run_quality(
             results[system] = {"status": "ok", "scores": base, "train_seconds": 0.0}
         elif system in ADAPTER_SYSTEMS:
             config = TrainingConfig(seed=seed, **ADAPTER_SYSTEMS[system])
-            # Pseudo-queries: sentences of the training corpus and of the searched corpus (the
-            # index); document text only, never the test questions. Embedded (or read from the
-            # cache, like every other vector here) before the training clock starts.
-            tick = time.perf_counter()
-            pseudo = pseudo_queries_for(encoder, [train_emb, test_emb], config)
-            pseudo_seconds = time.perf_counter() - tick
             t0 = time.perf_counter()
             result = train_adapter(train_emb, config, base_model=encoder.model_name, pseudo=pseudo)
             seconds = time.perf_counter() - t0
