@@ -25,95 +25,58 @@ def _fail(exc: Exception) -> click.ClickException:
 
 
 def _training_options(func):
-    """Flags mapping one-to-one onto :class:`~queryshift.training.TrainingConfig` fields."""
+    """Flags mapping one-to-one onto :class:`~queryshift.training.TrainingConfig` fields.
+
+    Each flag's name, default and (unless given here) help come from the field itself, so the
+    CLI cannot drift from the config.
+    """
     from queryshift.training.config import TrainingConfig
 
     defaults = TrainingConfig()
+    fields = {f.name: f for f in dataclasses.fields(TrainingConfig)}
+
+    def option(name: str, **extra):
+        flag = "--" + name.replace("_", "-")
+        default = getattr(defaults, name)
+        if isinstance(default, bool):
+            flag = f"{flag}/--no-{flag[2:]}"
+        text = fields[name].metadata["help"]
+        extra.setdefault("help", f"{text[0].upper()}{text[1:]}.")
+        return click.option(flag, name, default=default, show_default=default is not None, **extra)
+
     options = [
-        click.option(
-            "--adapter",
-            "adapter",
-            type=click.Choice(["linear", "low_rank", "residual_mlp"]),
-            default=defaults.adapter,
-            show_default=True,
-            help="Adapter kind.",
-        ),
-        click.option(
-            "--rank", type=int, default=defaults.rank, show_default=True, help="Rank of a low_rank adapter."
-        ),
-        click.option(
-            "--hidden-dim",
-            type=int,
-            default=defaults.hidden_dim,
-            show_default=True,
-            help="Hidden width of residual_mlp.",
-        ),
-        click.option(
-            "--bias/--no-bias",
-            default=defaults.bias,
-            show_default=True,
-            help="Learn a bias (a prior for documents seen in training).",
-        ),
-        click.option("--epochs", type=int, default=defaults.epochs, show_default=True),
-        click.option("--batch-size", type=int, default=defaults.batch_size, show_default=True),
-        click.option("--learning-rate", type=float, default=defaults.learning_rate, show_default=True),
-        click.option("--weight-decay", type=float, default=defaults.weight_decay, show_default=True),
-        click.option("--temperature", type=float, default=defaults.temperature, show_default=True),
-        click.option(
-            "--negatives",
+        option("adapter", type=click.Choice(["linear", "low_rank", "residual_mlp"]), help="Adapter kind."),
+        option("rank", type=int, help="Rank of a low_rank adapter."),
+        option("hidden_dim", type=int, help="Hidden width of residual_mlp."),
+        option("bias", help="Learn a bias (a prior for documents seen in training)."),
+        option("epochs", type=int),
+        option("batch_size", type=int),
+        option("learning_rate", type=float),
+        option("weight_decay", type=float),
+        option("temperature", type=float),
+        option(
+            "negatives",
             type=click.Choice(["in_batch", "corpus"]),
-            default=defaults.negatives,
-            show_default=True,
+            help="in_batch, or corpus (every document).",
         ),
-        click.option(
-            "--hard-negatives",
-            type=int,
-            default=defaults.hard_negatives,
-            show_default=True,
-            help="Mined from the base ranking, per query.",
-        ),
-        click.option(
-            "--pseudo-queries",
-            type=int,
-            default=defaults.pseudo_queries,
-            show_default=True,
-            help="Sentences sampled per document as unlabelled training queries (0: labels only).",
-        ),
-        click.option(
-            "--pseudo-max-documents",
-            type=int,
-            default=defaults.pseudo_max_documents,
-            show_default=True,
-            help="Documents sampled for pseudo-queries at most.",
-        ),
-        click.option(
-            "--validation",
+        option("hard_negatives", type=int, help="Mined from the base ranking, per query."),
+        option("pseudo_queries", type=int),
+        option("pseudo_max_documents", type=int),
+        option(
+            "validation",
             type=click.Choice(["both", "query", "document", "none"]),
-            default=defaults.validation,
-            show_default=True,
             help="Held-out split(s) that choose the adapter.",
         ),
-        click.option(
-            "--validation-fraction", type=float, default=defaults.validation_fraction, show_default=True
+        option("validation_fraction", type=float),
+        option("refit", help="Retrain the chosen candidate on all training queries."),
+        option(
+            "distance", type=click.Choice(["cosine", "dot", "euclid"]), help="Distance of your collection."
         ),
-        click.option(
-            "--refit/--no-refit",
-            default=defaults.refit,
-            show_default=True,
-            help="Retrain the chosen candidate on all training queries.",
-        ),
-        click.option(
-            "--distance",
-            type=click.Choice(["cosine", "dot", "euclid"]),
-            default=defaults.distance,
-            show_default=True,
-            help="Distance of your collection.",
-        ),
-        click.option("--seed", type=int, default=defaults.seed, show_default=True),
-        click.option("--device", default=None, help="torch device (default: cuda when available)."),
+        option("seed", type=int),
+        option("device", help="torch device (default: cuda when available)."),
     ]
-    for option in reversed(options):
-        func = option(func)
+    for decorator in reversed(options):
+        func = decorator(func)
     return func
 
 

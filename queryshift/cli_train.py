@@ -139,13 +139,13 @@ def train(
         )
         encoder = _encoder(model, device=config.device)
         embedded = _embed(train_set, encoder, query_vectors, document_vectors)
-        index = None
-        if index_data is not None and config.pseudo_queries and query_vectors is None:
-            index = embed_dataset(load_dataset(index_data, format=data_format, split=split_name), encoder)
         if query_vectors is not None and config.pseudo_queries:
             # The sentences would have to be embedded by the model behind --query-vectors, not available here.
             click.echo("No pseudo-queries: query vectors come from --query-vectors, whose model is not here.")
             config = dataclasses.replace(config, pseudo_queries=0)
+        index = None
+        if index_data is not None and config.pseudo_queries:
+            index = embed_dataset(load_dataset(index_data, format=data_format, split=split_name), encoder)
         _train_and_report(
             embedded,
             config,

@@ -76,16 +76,12 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.adapter not in ("linear", "low_rank", "residual_mlp"):
             raise ValueError(f"adapter must be linear, low_rank or residual_mlp, got {self.adapter!r}")
-        for name in ("rank", "hidden_dim", "epochs", "batch_size"):
+        for name in ("rank", "hidden_dim", "epochs", "batch_size", "pseudo_max_documents"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.pseudo_queries, int) or self.pseudo_queries < 0:
             raise ValueError(f"pseudo_queries must be an integer >= 0, got {self.pseudo_queries!r}")
-        if not isinstance(self.pseudo_max_documents, int) or self.pseudo_max_documents <= 0:
-            raise ValueError(
-                f"pseudo_max_documents must be a positive integer, got {self.pseudo_max_documents!r}"
-            )
         if self.hard_negatives < 0:
             raise ValueError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
         for name in ("learning_rate", "temperature"):
