@@ -252,7 +252,10 @@ def _train_from_qdrant(
 
     from qdrant_client import QdrantClient
 
-    from queryshift.integrations.qdrant_source import collection_distance, load_training_data_from_qdrant
+    from queryshift.integrations.qdrant.training_data import (
+        collection_distance,
+        load_training_data_from_qdrant,
+    )
 
     if pairs_path is None:
         raise click.BadParameter("--collection needs --pairs", param_hint="--pairs")

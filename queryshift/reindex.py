@@ -45,7 +45,7 @@ from qdrant_client.http import models
 from queryshift.data import RetrievalDataset
 from queryshift.embeddings import Encoder
 from queryshift.errors import DataFormatError, DimensionMismatchError, QueryshiftError
-from queryshift.integrations.qdrant_payload import payload_value
+from queryshift.integrations.qdrant.payload import payload_value
 
 logger = logging.getLogger(__name__)
 

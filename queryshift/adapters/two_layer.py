@@ -2,7 +2,7 @@
 
 This adapter exists so that adapters trained with LlamaIndex's
 ``EmbeddingAdapterFinetuneEngine`` keep working after they are imported with
-:func:`~queryshift.integrations.llamaindex_files.load_llamaindex_adapter`, without torch at
+:func:`~queryshift.integrations.llamaindex.files.load_llamaindex_adapter`, without torch at
 query time. It reproduces LlamaIndex's forward pass exactly: ReLU activation, biases on both
 layers (LlamaIndex always builds them, whatever its ``bias`` flag says) and, in the residual
 form, a scalar residual weight that starts at zero. queryshift itself trains

@@ -20,7 +20,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from queryshift.adapters import AdapterConfig, LinearAdapter
 from queryshift.errors import DimensionMismatchError, DistanceMismatchError
 from queryshift.integrations.qdrant import AdaptedQdrantClient, AsyncAdaptedQdrantClient
-from queryshift.integrations.qdrant_queries import rewrite_prefetch, rewrite_query
+from queryshift.integrations.qdrant.requests import rewrite_prefetch, rewrite_query
 
 DIM = 8
 N_POINTS = 60

@@ -12,7 +12,7 @@ import qdrant_edge as qe
 
 from queryshift.adapters import AdapterConfig, LinearAdapter
 from queryshift.errors import DimensionMismatchError, DistanceMismatchError
-from queryshift.integrations.qdrant_edge import AdaptedEdgeShard
+from queryshift.integrations.qdrant.edge import AdaptedEdgeShard
 
 DIM = 8
 N_POINTS = 3000  # 96 KB per dense vector: far above the 10 KB indexing / full-scan thresholds below

@@ -23,9 +23,9 @@ from torch import nn
 from queryshift.adapters import AdapterConfig, LinearAdapter, ResidualMLPAdapter, load_adapter, save_adapter
 from queryshift.adapters.two_layer import TwoLayerAdapter
 from queryshift.errors import AdapterFormatError
-from queryshift.integrations.llamaindex_files import export_llamaindex_adapter, load_llamaindex_adapter
+from queryshift.integrations.llamaindex.files import export_llamaindex_adapter, load_llamaindex_adapter
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FIXTURE = REPO / "tests" / "data" / "llamaindex_adapter"
 DIM = 8
 

@@ -31,7 +31,7 @@ from queryshift.integrations.llamaindex import (
     export_llamaindex_adapter,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DIM = 8
 
 

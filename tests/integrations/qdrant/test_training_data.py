@@ -10,7 +10,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from queryshift.errors import DataFormatError, DimensionMismatchError, DistanceMismatchError
-from queryshift.integrations.qdrant_source import (
+from queryshift.integrations.qdrant.training_data import (
     collection_distance,
     load_training_data_from_qdrant,
     mine_hard_negatives_from_qdrant,
@@ -20,7 +20,7 @@ from queryshift.integrations.qdrant_source import (
 DIM = 8
 UUID_A = "d193a4ce-e62b-415c-a2e4-91dbc65ba284"
 DATA = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "finetune-embedding" / "val_dataset.json"
+    Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "finetune-embedding" / "val_dataset.json"
 )
 
 

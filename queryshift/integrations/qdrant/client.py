@@ -6,7 +6,7 @@
 ``adapter.apply(vector)`` before forwarding the call; document vectors stored in the collection
 are never touched, so no re-indexing is needed. What counts as a raw query vector (and why point
 ids, sparse vectors, multi-vectors and inference objects pass through untouched) is described in
-:mod:`queryshift.integrations.qdrant_queries`. Every other method (``upsert``, ``scroll``,
+:mod:`queryshift.integrations.qdrant.requests`. Every other method (``upsert``, ``scroll``,
 ``retrieve``, ``get_collection``, ...) is the client's own, reached by attribute delegation.
 
 The wrapper works the same for ``QdrantClient(":memory:")``, ``QdrantClient(path=...)`` and
@@ -35,13 +35,13 @@ from qdrant_client.conversions import common_types as types
 from qdrant_client.http import models
 
 from queryshift.adapters.base import QueryAdapter
-from queryshift.integrations.qdrant_queries import (
+from queryshift.integrations.qdrant.requests import (
     VectorFn,
     rewrite_prefetches,
     rewrite_query,
     rewrite_request,
 )
-from queryshift.integrations.qdrant_routing import (
+from queryshift.integrations.qdrant.routing import (
     AdapterKey,
     AdapterRegistry,
     AdapterTable,
@@ -205,7 +205,7 @@ class AdaptedQdrantClient:
 
     Relations:
         :class:`AsyncAdaptedQdrantClient` is the ``AsyncQdrantClient`` twin.
-        :class:`~queryshift.integrations.qdrant_edge.AdaptedEdgeShard` does the same for an
+        :class:`~queryshift.integrations.qdrant.edge.AdaptedEdgeShard` does the same for an
         embedded qdrant-edge shard. Adapters come from :func:`~queryshift.training.train_adapter`
         or :func:`~queryshift.adapters.load_adapter`.
 
