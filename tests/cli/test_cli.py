@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from queryshift.cli import main
 
-from .conftest import COVIDQA, FINETUNE_DATA, toy_embedded  # noqa: TID252
+from ..conftest import COVIDQA, FINETUNE_DATA, toy_embedded  # noqa: TID252
 
 
 def _toy_files(tmp_path):
