@@ -9,21 +9,24 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from queryshift.adapters.base import QueryAdapter
+from queryshift.adapters.base import QueryAdapter, adapter_class
 from queryshift.adapters.config import AdapterConfig
-from queryshift.adapters.linear import LinearAdapter
-from queryshift.adapters.residual_mlp import ResidualMLPAdapter
-from queryshift.adapters.two_layer import TwoLayerAdapter
 from queryshift.atomic import atomic_directory
 from queryshift.errors import AdapterFormatError
 
+if TYPE_CHECKING:  # the classes import this module to save themselves; loading goes through the registry
+    from queryshift.adapters.linear import LinearAdapter
+    from queryshift.adapters.residual_mlp import ResidualMLPAdapter
+    from queryshift.adapters.two_layer import TwoLayerAdapter
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["save_adapter", "load_adapter", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = ["save_adapter", "load_adapter", "SavesToDirectory", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter.safetensors"
@@ -45,6 +48,7 @@ def save_adapter(
 
     Example:
         >>> import tempfile, numpy as np
+        >>> from queryshift.adapters import LinearAdapter
         >>> out = save_adapter(LinearAdapter.identity(dim=4), tempfile.mkdtemp() + "/adapter")
         >>> load_adapter(out).apply(np.ones(4, np.float32)).shape
         (4,)
@@ -108,12 +112,16 @@ def load_adapter(
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise AdapterFormatError(f"{weights_path} is not a valid safetensors file: {exc}") from exc
     try:
-        if config.kind == "residual_mlp":
-            return ResidualMLPAdapter.from_tensors(config, tensors)
-        if config.kind == "two_layer":
-            return TwoLayerAdapter.from_tensors(config, tensors)
-        return LinearAdapter.from_tensors(config, tensors)
+        return adapter_class(config.kind).from_tensors(config, tensors)
     except AdapterFormatError as exc:
         raise AdapterFormatError(
             f"{weights_path}: {exc} (config says kind={config.kind!r}, dim={config.dim})"
         ) from exc
+
+
+class SavesToDirectory:
+    """Mixin giving an adapter class ``save(path)``, i.e. :func:`save_adapter` on itself."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``adapter_config.json`` + ``adapter.safetensors`` to ``path`` atomically."""
+        return save_adapter(self, path)  # type: ignore[arg-type]

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from queryshift.adapters.base import check_vectors, finish_vectors
+from queryshift.adapters.base import (
+    check_tensor_names,
+    check_vectors,
+    checked_tensor,
+    finish_vectors,
+    register_kinds,
+)
 from queryshift.adapters.config import AdapterConfig
+from queryshift.adapters.io import SavesToDirectory
 from queryshift.errors import AdapterFormatError
 
 __all__ = ["LinearAdapter"]
 
 
-class LinearAdapter:
+@register_kinds("linear", "low_rank")
+class LinearAdapter(SavesToDirectory):
     """``y = x Wᵀ + b`` (kind ``"linear"``) or ``y = x + (x V) Uᵀ + b`` (kind ``"low_rank"``).
 
     A linear map is the smallest transform that can rotate queries toward where their
@@ -52,17 +58,17 @@ class LinearAdapter:
             raise AdapterFormatError(f"LinearAdapter needs kind 'linear' or 'low_rank', got {config.kind!r}")
         d = config.dim
         self.config = config
-        self.bias = _checked(bias if bias is not None else np.zeros(d, np.float32), (d,), "bias")
+        self.bias = checked_tensor(bias if bias is not None else np.zeros(d, np.float32), (d,), "bias")
         if config.kind == "linear":
             if weight is None:
                 raise AdapterFormatError("a 'linear' adapter needs 'weight' of shape (dim, dim)")
-            self.weight = _checked(weight, (d, d), "weight")
+            self.weight = checked_tensor(weight, (d, d), "weight")
             self.u = self.v = None
         else:
             if u is None or v is None:
                 raise AdapterFormatError("a 'low_rank' adapter needs 'u' and 'v' of shape (dim, rank)")
-            self.u = _checked(u, (d, config.rank), "u")
-            self.v = _checked(v, (d, config.rank), "v")
+            self.u = checked_tensor(u, (d, config.rank), "u")
+            self.v = checked_tensor(v, (d, config.rank), "v")
             self.weight = None
 
     @classmethod
@@ -102,27 +108,9 @@ class LinearAdapter:
     @classmethod
     def from_tensors(cls, config: AdapterConfig, tensors: dict[str, np.ndarray]) -> LinearAdapter:
         expected = {"weight", "bias"} if config.kind == "linear" else {"u", "v", "bias"}
-        if set(tensors) != expected:
-            raise AdapterFormatError(
-                f"{config.kind} adapter needs tensors {sorted(expected)}, found {sorted(tensors)}"
-            )
+        check_tensor_names(config.kind, tensors, [expected])
         return cls(config, **tensors)
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``adapter_config.json`` + ``adapter.safetensors`` to ``path`` atomically."""
-        from queryshift.adapters.io import save_adapter
-
-        return save_adapter(self, path)
 
     def __repr__(self) -> str:
         extra = f", rank={self.config.rank}" if self.config.rank else ""
         return f"LinearAdapter(kind={self.config.kind!r}, dim={self.dim}{extra})"
-
-
-def _checked(array: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
-    out = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
-    if out.shape != shape:
-        raise AdapterFormatError(f"tensor '{name}' must have shape {shape}, got {out.shape}")
-    if not np.all(np.isfinite(out)):
-        raise AdapterFormatError(f"tensor '{name}' contains non-finite values")
-    return out

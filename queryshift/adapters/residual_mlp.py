@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from queryshift.adapters.base import check_vectors, finish_vectors
+from queryshift.adapters.base import (
+    check_tensor_names,
+    check_vectors,
+    finish_vectors,
+    mlp_tensors,
+    register_kinds,
+)
 from queryshift.adapters.config import AdapterConfig
-from queryshift.adapters.linear import _checked
-from queryshift.errors import AdapterFormatError
+from queryshift.adapters.io import SavesToDirectory
 
 __all__ = ["ResidualMLPAdapter", "gelu"]
 
@@ -21,7 +24,8 @@ def gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + np.float32(0.044715) * x**3)))
 
 
-class ResidualMLPAdapter:
+@register_kinds("residual_mlp")
+class ResidualMLPAdapter(SavesToDirectory):
     """A residual two-layer MLP: bends queries non-linearly while starting as the identity.
 
     The output layer is zero-initialised by the trainer, so a fresh adapter changes nothing
@@ -46,14 +50,10 @@ class ResidualMLPAdapter:
     def __init__(
         self, config: AdapterConfig, *, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray
     ) -> None:
-        if config.kind != "residual_mlp":
-            raise AdapterFormatError(f"ResidualMLPAdapter needs kind 'residual_mlp', got {config.kind!r}")
-        d, h = config.dim, config.hidden_dim
+        self.w1, self.b1, self.w2, self.b2 = mlp_tensors(
+            config, "residual_mlp", "ResidualMLPAdapter", w1=w1, b1=b1, w2=w2, b2=b2
+        )
         self.config = config
-        self.w1 = _checked(w1, (h, d), "w1")
-        self.b1 = _checked(b1, (h,), "b1")
-        self.w2 = _checked(w2, (d, h), "w2")
-        self.b2 = _checked(b2, (d,), "b2")
 
     @classmethod
     def identity(
@@ -87,18 +87,8 @@ class ResidualMLPAdapter:
 
     @classmethod
     def from_tensors(cls, config: AdapterConfig, tensors: dict[str, np.ndarray]) -> ResidualMLPAdapter:
-        expected = {"w1", "b1", "w2", "b2"}
-        if set(tensors) != expected:
-            raise AdapterFormatError(
-                f"residual_mlp adapter needs tensors {sorted(expected)}, found {sorted(tensors)}"
-            )
+        check_tensor_names("residual_mlp", tensors, [{"w1", "b1", "w2", "b2"}])
         return cls(config, **tensors)
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``adapter_config.json`` + ``adapter.safetensors`` to ``path`` atomically."""
-        from queryshift.adapters.io import save_adapter
-
-        return save_adapter(self, path)
 
     def __repr__(self) -> str:
         return f"ResidualMLPAdapter(dim={self.dim}, hidden_dim={self.config.hidden_dim})"

@@ -11,19 +11,24 @@ form, a scalar residual weight that starts at zero. queryshift itself trains
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from queryshift.adapters.base import check_vectors, finish_vectors
+from queryshift.adapters.base import (
+    check_tensor_names,
+    check_vectors,
+    checked_tensor,
+    finish_vectors,
+    mlp_tensors,
+    register_kinds,
+)
 from queryshift.adapters.config import AdapterConfig
-from queryshift.adapters.linear import _checked
-from queryshift.errors import AdapterFormatError
+from queryshift.adapters.io import SavesToDirectory
 
 __all__ = ["TwoLayerAdapter"]
 
 
-class TwoLayerAdapter:
+@register_kinds("two_layer")
+class TwoLayerAdapter(SavesToDirectory):
     """A two-layer ReLU network on query vectors, with or without LlamaIndex's scaled residual.
 
     * residual form (``residual_weight`` given): ``y = x + r · (W2 relu(W1 x + b1) + b2)``
@@ -58,16 +63,12 @@ class TwoLayerAdapter:
         b2: np.ndarray,
         residual_weight: np.ndarray | None = None,
     ) -> None:
-        if config.kind != "two_layer":
-            raise AdapterFormatError(f"TwoLayerAdapter needs kind 'two_layer', got {config.kind!r}")
-        d, h = config.dim, config.hidden_dim
+        self.w1, self.b1, self.w2, self.b2 = mlp_tensors(
+            config, "two_layer", "TwoLayerAdapter", w1=w1, b1=b1, w2=w2, b2=b2
+        )
         self.config = config
-        self.w1 = _checked(w1, (h, d), "w1")
-        self.b1 = _checked(b1, (h,), "b1")
-        self.w2 = _checked(w2, (d, h), "w2")
-        self.b2 = _checked(b2, (d,), "b2")
         self.residual_weight = (
-            None if residual_weight is None else _checked(residual_weight, (1,), "residual_weight")
+            None if residual_weight is None else checked_tensor(residual_weight, (1,), "residual_weight")
         )
 
     @classmethod
@@ -114,18 +115,9 @@ class TwoLayerAdapter:
     @classmethod
     def from_tensors(cls, config: AdapterConfig, tensors: dict[str, np.ndarray]) -> TwoLayerAdapter:
         required = {"w1", "b1", "w2", "b2"}
-        if set(tensors) not in (required, required | {"residual_weight"}):
-            raise AdapterFormatError(
-                f"two_layer adapter needs tensors {sorted(required)} (plus 'residual_weight' for the "
-                f"residual form), found {sorted(tensors)}"
-            )
+        note = " (plus 'residual_weight' for the residual form)"
+        check_tensor_names("two_layer", tensors, [required, required | {"residual_weight"}], note)
         return cls(config, **tensors)
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``adapter_config.json`` + ``adapter.safetensors`` to ``path`` atomically."""
-        from queryshift.adapters.io import save_adapter
-
-        return save_adapter(self, path)
 
     def __repr__(self) -> str:
         form = "residual" if self.residual else "plain"
