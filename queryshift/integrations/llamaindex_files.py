@@ -1,17 +1,6 @@
 """Old path of :mod:`queryshift.integrations.llamaindex.files`, kept so existing imports keep working."""
 
-from queryshift.integrations.llamaindex.files import (
-    LLAMAINDEX_CONFIG_NAME,
-    LLAMAINDEX_WEIGHTS_NAME,
-    PROVENANCE_NAME,
-    export_llamaindex_adapter,
-    load_llamaindex_adapter,
-)
+from queryshift.integrations.llamaindex import files as _moved
+from queryshift.integrations.llamaindex.files import *  # noqa: F403
 
-__all__ = [
-    "load_llamaindex_adapter",
-    "export_llamaindex_adapter",
-    "LLAMAINDEX_CONFIG_NAME",
-    "LLAMAINDEX_WEIGHTS_NAME",
-    "PROVENANCE_NAME",
-]
+__all__ = _moved.__all__

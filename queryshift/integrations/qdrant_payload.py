@@ -1,11 +1,6 @@
 """Old path of :mod:`queryshift.integrations.qdrant.payload`, kept so existing imports keep working."""
 
-from queryshift.integrations.qdrant.payload import (
-    payload_root,
-    payload_value,
-)
+from queryshift.integrations.qdrant import payload as _moved
+from queryshift.integrations.qdrant.payload import *  # noqa: F403
 
-__all__ = [
-    "payload_value",
-    "payload_root",
-]
+__all__ = _moved.__all__

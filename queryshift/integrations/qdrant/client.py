@@ -24,8 +24,9 @@ The low-level ``client.http`` / ``client.grpc_points`` APIs bypass the wrapper; 
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -173,26 +174,222 @@ def _adapting_fn(table: AdapterTable, collection_name: str) -> VectorFn:
     return adapt
 
 
-class _AdapterConfiguration:
-    """The adapter-handling half shared by the sync and async wrappers (composition target)."""
+def _rewrite_query_and_prefetch(arguments: dict[str, Any], fn: VectorFn) -> dict[str, Any]:
+    """``query_points`` / ``query_points_groups`` arguments with raw vectors in query and prefetch adapted."""
+    query = rewrite_query(arguments["query"], arguments["using"], fn)
+    return {**arguments, "query": query, "prefetch": rewrite_prefetches(arguments["prefetch"], fn)}
 
-    def __init__(self, adapters: Mapping[AdapterKey, QueryAdapter] | None) -> None:
-        self.registry = AdapterRegistry(adapters)
 
-    def resolve_configured(
-        self, collection_name: str, using: str | None
-    ) -> tuple[AdapterTable, QueryAdapter]:
-        table = self.registry.table
+def _rewrite_requests(arguments: dict[str, Any], fn: VectorFn) -> dict[str, Any]:
+    """``query_batch_points`` arguments with every request's raw vectors adapted."""
+    return {**arguments, "requests": [rewrite_request(r, fn) for r in arguments["requests"]]}
+
+
+def _arguments(local: dict[str, Any]) -> dict[str, Any]:
+    """A query method's ``locals()`` as the keyword arguments to forward, unknown ``kwargs`` last."""
+    named = {k: v for k, v in local.items() if k not in ("self", "kwargs", "__class__")}
+    return {**named, **local["kwargs"]}
+
+
+_Rewrite = Callable[[dict[str, Any], VectorFn], dict[str, Any]]
+_Steps = Generator[str, models.CollectionInfo, dict[str, Any]]
+"""A call's preparation: yields a collection name when it needs its ``CollectionInfo`` sent back."""
+
+
+class _AdaptedClientBase:
+    """Everything the sync and async wrappers share; only how a call reaches the client differs.
+
+    Each query method builds its argument dict and hands it to ``_call``, which runs
+    :meth:`_prepared` (check pending adapters, adapt the vectors) and forwards the call:
+    :class:`AdaptedQdrantClient` runs it directly, :class:`AsyncAdaptedQdrantClient` awaits
+    ``get_collection`` and the query. Signatures mirror qdrant-client 1.20.
+    """
+
+    _wrong_client: type = object  # the other kind of client, refused with a pointer to _right_wrapper
+    _client_name = ""
+    _right_wrapper = ""
+
+    def __init__(
+        self,
+        client: QdrantClient | AsyncQdrantClient,
+        adapters: Mapping[AdapterKey, QueryAdapter] | None = None,
+    ) -> None:
+        if isinstance(client, self._wrong_client):
+            raise TypeError(f"{type(self).__name__} wraps a {self._client_name}; use {self._right_wrapper}")
+        self._client = client
+        self._registry = AdapterRegistry(adapters)
+
+    # -- adapter configuration -------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The wrapped client (queries through it are not adapted)."""
+        return self._client
+
+    @property
+    def adapters(self) -> Mapping[AdapterKey, QueryAdapter]:
+        """A read-only view of the current adapter configuration."""
+        return MappingProxyType(self._registry.table.as_mapping())
+
+    def set_adapters(self, adapters: Mapping[AdapterKey, QueryAdapter] | None) -> None:
+        """Replace the whole configuration atomically (queries in flight finish with the old one)."""
+        self._registry.replace(adapters)
+
+    def set_adapter(self, key: AdapterKey, adapter: QueryAdapter) -> None:
+        """Add or swap the adapter for one key, atomically; the new one is checked on its first query."""
+        self._registry.set(key, adapter)
+
+    def remove_adapter(self, key: AdapterKey) -> None:
+        """Stop adapting queries for ``key``; raises ``KeyError`` when it is not configured."""
+        self._registry.remove(key)
+
+    def adapter_for(self, collection_name: str, using: str | None = None) -> QueryAdapter | None:
+        """The adapter a query on ``(collection_name, using)`` would use now, or ``None``."""
+        return self._registry.table.resolve(collection_name, using)
+
+    def _verify_steps(self, collection_name: str, using: str | None) -> Generator[str, Any, QueryAdapter]:
+        """:meth:`verify`'s body: check the configured adapter now instead of at the first query."""
+        table = self._registry.table
         adapter = table.resolve(collection_name, using)
         if adapter is None:
             raise KeyError(
                 f"no adapter configured for {_where(collection_name, using)}; "
                 f"configured keys: {sorted(map(str, table.as_mapping()))}"
             )
-        return table, adapter
+        _verify(table, collection_name, [using], (yield collection_name))
+        return adapter
+
+    def _prepared(self, arguments: dict[str, Any], rewrite: _Rewrite) -> _Steps:
+        """The call's arguments with raw query vectors adapted, under one adapter snapshot."""
+        table = self._registry.table  # one snapshot for every vector of this call
+        collection_name = arguments["collection_name"]
+        if not table.covers(collection_name):
+            return arguments
+        pending = _pending_usings(table, collection_name, lambda fn: rewrite(arguments, fn))
+        if pending:
+            _verify(table, collection_name, pending, (yield collection_name))
+        return rewrite(arguments, _adapting_fn(table, collection_name))
+
+    def _call(self, method: str, arguments: dict[str, Any], rewrite: _Rewrite) -> Any:
+        raise NotImplementedError  # pragma: no cover - defined by the two wrappers
+
+    # -- adapted query methods (signatures mirror qdrant-client 1.20) ------------------------
+
+    def query_points(
+        self,
+        collection_name: str,
+        query: QueryInput = None,
+        using: str | None = None,
+        prefetch: types.Prefetch | list[types.Prefetch] | None = None,
+        query_filter: types.Filter | None = None,
+        search_params: types.SearchParams | None = None,
+        limit: int = 10,
+        offset: int | None = None,
+        with_payload: types.WithPayloadInterface = True,
+        with_vectors: types.WithVector = False,
+        score_threshold: float | None = None,
+        lookup_from: types.LookupLocation | None = None,
+        consistency: types.ReadConsistency | None = None,
+        shard_key_selector: types.ShardKeySelector | None = None,
+        timeout: int | None = None,
+        **kwargs: Any,
+    ) -> types.QueryResponse:
+        """``query_points`` of the wrapped client with raw query vectors (also in ``prefetch``) adapted.
+
+        Arguments and result are those of :meth:`qdrant_client.QdrantClient.query_points` (a
+        coroutine on the async wrapper); everything besides the vectors is forwarded unchanged,
+        unknown ``kwargs`` included (the client rejects them).
+        """
+        return self._call("query_points", _arguments(locals()), _rewrite_query_and_prefetch)
+
+    def query_batch_points(
+        self,
+        collection_name: str,
+        requests: Sequence[types.QueryRequest],
+        consistency: types.ReadConsistency | None = None,
+        timeout: int | None = None,
+        **kwargs: Any,
+    ) -> list[types.QueryResponse]:
+        """``query_batch_points`` of the wrapped client with the raw query vectors of every request adapted.
+
+        The whole batch uses one adapter snapshot, so a concurrent swap never splits a batch.
+        """
+        return self._call("query_batch_points", _arguments(locals()), _rewrite_requests)
+
+    def query_points_groups(
+        self,
+        collection_name: str,
+        group_by: str,
+        query: QueryInput = None,
+        using: str | None = None,
+        prefetch: types.Prefetch | list[types.Prefetch] | None = None,
+        query_filter: types.Filter | None = None,
+        search_params: types.SearchParams | None = None,
+        limit: int = 10,
+        group_size: int = 3,
+        with_payload: types.WithPayloadInterface = True,
+        with_vectors: types.WithVector = False,
+        score_threshold: float | None = None,
+        with_lookup: types.WithLookupInterface | None = None,
+        lookup_from: types.LookupLocation | None = None,
+        consistency: types.ReadConsistency | None = None,
+        shard_key_selector: types.ShardKeySelector | None = None,
+        timeout: int | None = None,
+        **kwargs: Any,
+    ) -> types.GroupsResult:
+        """``query_points_groups`` of the wrapped client with raw query vectors (also in ``prefetch``) adapted."""
+        return self._call("query_points_groups", _arguments(locals()), _rewrite_query_and_prefetch)
+
+    # -- everything else is the client's ----------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._client, name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | {n for n in dir(self._client) if not n.startswith("_")})
+
+    def __repr__(self) -> str:
+        keys = sorted(map(str, self._registry.table.as_mapping()))
+        return f"{type(self).__name__}(client={self._client!r}, adapters={keys})"
 
 
-class AdaptedQdrantClient:
+def _run(steps: Generator[str, Any, Any], get_collection: Callable[[str], Any]) -> Any:
+    """Drive ``steps`` synchronously, answering each collection name with ``get_collection``."""
+    try:
+        name = next(steps)
+        while True:
+            name = steps.send(get_collection(name))
+    except StopIteration as done:
+        return done.value
+
+
+def _awaited(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of :class:`_AdaptedClientBase` as a coroutine function (same signature and docstring).
+
+    The shared method returns the coroutine of the async ``_call``; wrapping it keeps
+    ``inspect.iscoroutinefunction`` true, as it is for ``AsyncQdrantClient``'s own methods.
+    """
+
+    @functools.wraps(method)
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return await method(self, *args, **kwargs)
+
+    return call
+
+
+async def _run_async(steps: Generator[str, Any, Any], get_collection: Callable[[str], Any]) -> Any:
+    """:func:`_run` with ``get_collection`` awaited."""
+    try:
+        name = next(steps)
+        while True:
+            name = steps.send(await get_collection(name))
+    except StopIteration as done:
+        return done.value
+
+
+class AdaptedQdrantClient(_AdaptedClientBase):
     """A ``QdrantClient`` whose queries go through query adapters.
 
     Args:
@@ -227,41 +424,9 @@ class AdaptedQdrantClient:
         3
     """
 
-    def __init__(
-        self, client: QdrantClient, adapters: Mapping[AdapterKey, QueryAdapter] | None = None
-    ) -> None:
-        if isinstance(client, AsyncQdrantClient):
-            raise TypeError("AdaptedQdrantClient wraps a QdrantClient; use AsyncAdaptedQdrantClient")
-        self._client = client
-        self._config = _AdapterConfiguration(adapters)
-
-    # -- adapter configuration -------------------------------------------------------------
-
-    @property
-    def client(self) -> QdrantClient:
-        """The wrapped client (queries through it are not adapted)."""
-        return self._client
-
-    @property
-    def adapters(self) -> Mapping[AdapterKey, QueryAdapter]:
-        """A read-only view of the current adapter configuration."""
-        return MappingProxyType(self._config.registry.table.as_mapping())
-
-    def set_adapters(self, adapters: Mapping[AdapterKey, QueryAdapter] | None) -> None:
-        """Replace the whole configuration atomically (queries in flight finish with the old one)."""
-        self._config.registry.replace(adapters)
-
-    def set_adapter(self, key: AdapterKey, adapter: QueryAdapter) -> None:
-        """Add or swap the adapter for one key, atomically; the new one is checked on its first query."""
-        self._config.registry.set(key, adapter)
-
-    def remove_adapter(self, key: AdapterKey) -> None:
-        """Stop adapting queries for ``key``; raises ``KeyError`` when it is not configured."""
-        self._config.registry.remove(key)
-
-    def adapter_for(self, collection_name: str, using: str | None = None) -> QueryAdapter | None:
-        """The adapter a query on ``(collection_name, using)`` would use now, or ``None``."""
-        return self._config.registry.table.resolve(collection_name, using)
+    _wrong_client = AsyncQdrantClient
+    _client_name = "QdrantClient"
+    _right_wrapper = "AsyncAdaptedQdrantClient"
 
     def verify(self, collection_name: str, using: str | None = None) -> QueryAdapter:
         """Check the configured adapter against the collection now instead of at the first query.
@@ -273,160 +438,14 @@ class AdaptedQdrantClient:
             KeyError: No adapter is configured for this vector.
             DimensionMismatchError, DistanceMismatchError: It does not fit the collection.
         """
-        table, adapter = self._config.resolve_configured(collection_name, using)
-        _verify(table, collection_name, [using], self._client.get_collection(collection_name))
-        return adapter
+        return _run(self._verify_steps(collection_name, using), self._client.get_collection)
 
-    def _prepare(self, table: AdapterTable, collection_name: str, walk: Callable[[VectorFn], Any]) -> Any:
-        pending = _pending_usings(table, collection_name, walk)
-        if pending:
-            _verify(table, collection_name, pending, self._client.get_collection(collection_name))
-        return walk(_adapting_fn(table, collection_name))
-
-    # -- adapted query methods (signatures mirror qdrant-client 1.20) ------------------------
-
-    def query_points(
-        self,
-        collection_name: str,
-        query: QueryInput = None,
-        using: str | None = None,
-        prefetch: types.Prefetch | list[types.Prefetch] | None = None,
-        query_filter: types.Filter | None = None,
-        search_params: types.SearchParams | None = None,
-        limit: int = 10,
-        offset: int | None = None,
-        with_payload: types.WithPayloadInterface = True,
-        with_vectors: types.WithVector = False,
-        score_threshold: float | None = None,
-        lookup_from: types.LookupLocation | None = None,
-        consistency: types.ReadConsistency | None = None,
-        shard_key_selector: types.ShardKeySelector | None = None,
-        timeout: int | None = None,
-        **kwargs: Any,
-    ) -> types.QueryResponse:
-        """``QdrantClient.query_points`` with raw query vectors (also in ``prefetch``) adapted.
-
-        Arguments and result are those of :meth:`qdrant_client.QdrantClient.query_points`;
-        everything besides the vectors is forwarded unchanged, unknown ``kwargs`` included
-        (the client rejects them).
-        """
-        table = self._config.registry.table  # one snapshot for every vector of this call
-        if table.covers(collection_name):
-            query, prefetch = self._prepare(
-                table,
-                collection_name,
-                lambda fn: (rewrite_query(query, using, fn), rewrite_prefetches(prefetch, fn)),
-            )
-        return self._client.query_points(
-            collection_name=collection_name,
-            query=query,
-            using=using,
-            prefetch=prefetch,
-            query_filter=query_filter,
-            search_params=search_params,
-            limit=limit,
-            offset=offset,
-            with_payload=with_payload,
-            with_vectors=with_vectors,
-            score_threshold=score_threshold,
-            lookup_from=lookup_from,
-            consistency=consistency,
-            shard_key_selector=shard_key_selector,
-            timeout=timeout,
-            **kwargs,
-        )
-
-    def query_batch_points(
-        self,
-        collection_name: str,
-        requests: Sequence[types.QueryRequest],
-        consistency: types.ReadConsistency | None = None,
-        timeout: int | None = None,
-        **kwargs: Any,
-    ) -> list[types.QueryResponse]:
-        """``QdrantClient.query_batch_points`` with the raw query vectors of every request adapted.
-
-        The whole batch uses one adapter snapshot, so a concurrent swap never splits a batch.
-        """
-        table = self._config.registry.table
-        if table.covers(collection_name):
-            requests = self._prepare(
-                table, collection_name, lambda fn: [rewrite_request(r, fn) for r in requests]
-            )
-        return self._client.query_batch_points(
-            collection_name=collection_name,
-            requests=requests,
-            consistency=consistency,
-            timeout=timeout,
-            **kwargs,
-        )
-
-    def query_points_groups(
-        self,
-        collection_name: str,
-        group_by: str,
-        query: QueryInput = None,
-        using: str | None = None,
-        prefetch: types.Prefetch | list[types.Prefetch] | None = None,
-        query_filter: types.Filter | None = None,
-        search_params: types.SearchParams | None = None,
-        limit: int = 10,
-        group_size: int = 3,
-        with_payload: types.WithPayloadInterface = True,
-        with_vectors: types.WithVector = False,
-        score_threshold: float | None = None,
-        with_lookup: types.WithLookupInterface | None = None,
-        lookup_from: types.LookupLocation | None = None,
-        consistency: types.ReadConsistency | None = None,
-        shard_key_selector: types.ShardKeySelector | None = None,
-        timeout: int | None = None,
-        **kwargs: Any,
-    ) -> types.GroupsResult:
-        """``QdrantClient.query_points_groups`` with raw query vectors (also in ``prefetch``) adapted."""
-        table = self._config.registry.table
-        if table.covers(collection_name):
-            query, prefetch = self._prepare(
-                table,
-                collection_name,
-                lambda fn: (rewrite_query(query, using, fn), rewrite_prefetches(prefetch, fn)),
-            )
-        return self._client.query_points_groups(
-            collection_name=collection_name,
-            group_by=group_by,
-            query=query,
-            using=using,
-            prefetch=prefetch,
-            query_filter=query_filter,
-            search_params=search_params,
-            limit=limit,
-            group_size=group_size,
-            with_payload=with_payload,
-            with_vectors=with_vectors,
-            score_threshold=score_threshold,
-            with_lookup=with_lookup,
-            lookup_from=lookup_from,
-            consistency=consistency,
-            shard_key_selector=shard_key_selector,
-            timeout=timeout,
-            **kwargs,
-        )
-
-    # -- everything else is the client's ----------------------------------------------------
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._client, name)
-
-    def __dir__(self) -> list[str]:
-        return sorted(set(super().__dir__()) | {n for n in dir(self._client) if not n.startswith("_")})
-
-    def __repr__(self) -> str:
-        keys = sorted(map(str, self._config.registry.table.as_mapping()))
-        return f"AdaptedQdrantClient(client={self._client!r}, adapters={keys})"
+    def _call(self, method: str, arguments: dict[str, Any], rewrite: _Rewrite) -> Any:
+        arguments = _run(self._prepared(arguments, rewrite), self._client.get_collection)
+        return getattr(self._client, method)(**arguments)
 
 
-class AsyncAdaptedQdrantClient:
+class AsyncAdaptedQdrantClient(_AdaptedClientBase):
     """An ``AsyncQdrantClient`` whose queries go through query adapters.
 
     Same behaviour and arguments as :class:`AdaptedQdrantClient`; the three query methods
@@ -446,180 +465,18 @@ class AsyncAdaptedQdrantClient:
         1
     """
 
-    def __init__(
-        self, client: AsyncQdrantClient, adapters: Mapping[AdapterKey, QueryAdapter] | None = None
-    ) -> None:
-        if isinstance(client, QdrantClient):
-            raise TypeError("AsyncAdaptedQdrantClient wraps an AsyncQdrantClient; use AdaptedQdrantClient")
-        self._client = client
-        self._config = _AdapterConfiguration(adapters)
-
-    @property
-    def client(self) -> AsyncQdrantClient:
-        """The wrapped client (queries through it are not adapted)."""
-        return self._client
-
-    @property
-    def adapters(self) -> Mapping[AdapterKey, QueryAdapter]:
-        """A read-only view of the current adapter configuration."""
-        return MappingProxyType(self._config.registry.table.as_mapping())
-
-    def set_adapters(self, adapters: Mapping[AdapterKey, QueryAdapter] | None) -> None:
-        """Replace the whole configuration atomically (queries in flight finish with the old one)."""
-        self._config.registry.replace(adapters)
-
-    def set_adapter(self, key: AdapterKey, adapter: QueryAdapter) -> None:
-        """Add or swap the adapter for one key, atomically; the new one is checked on its first query."""
-        self._config.registry.set(key, adapter)
-
-    def remove_adapter(self, key: AdapterKey) -> None:
-        """Stop adapting queries for ``key``; raises ``KeyError`` when it is not configured."""
-        self._config.registry.remove(key)
-
-    def adapter_for(self, collection_name: str, using: str | None = None) -> QueryAdapter | None:
-        """The adapter a query on ``(collection_name, using)`` would use now, or ``None``."""
-        return self._config.registry.table.resolve(collection_name, using)
+    _wrong_client = QdrantClient
+    _client_name = "AsyncQdrantClient"
+    _right_wrapper = "AdaptedQdrantClient"
 
     async def verify(self, collection_name: str, using: str | None = None) -> QueryAdapter:
         """Check the configured adapter against the collection now; see :meth:`AdaptedQdrantClient.verify`."""
-        table, adapter = self._config.resolve_configured(collection_name, using)
-        _verify(table, collection_name, [using], await self._client.get_collection(collection_name))
-        return adapter
+        return await _run_async(self._verify_steps(collection_name, using), self._client.get_collection)
 
-    async def _prepare(
-        self, table: AdapterTable, collection_name: str, walk: Callable[[VectorFn], Any]
-    ) -> Any:
-        pending = _pending_usings(table, collection_name, walk)
-        if pending:
-            _verify(table, collection_name, pending, await self._client.get_collection(collection_name))
-        return walk(_adapting_fn(table, collection_name))
+    async def _call(self, method: str, arguments: dict[str, Any], rewrite: _Rewrite) -> Any:
+        arguments = await _run_async(self._prepared(arguments, rewrite), self._client.get_collection)
+        return await getattr(self._client, method)(**arguments)
 
-    async def query_points(
-        self,
-        collection_name: str,
-        query: QueryInput = None,
-        using: str | None = None,
-        prefetch: types.Prefetch | list[types.Prefetch] | None = None,
-        query_filter: types.Filter | None = None,
-        search_params: types.SearchParams | None = None,
-        limit: int = 10,
-        offset: int | None = None,
-        with_payload: types.WithPayloadInterface = True,
-        with_vectors: types.WithVector = False,
-        score_threshold: float | None = None,
-        lookup_from: types.LookupLocation | None = None,
-        consistency: types.ReadConsistency | None = None,
-        shard_key_selector: types.ShardKeySelector | None = None,
-        timeout: int | None = None,
-        **kwargs: Any,
-    ) -> types.QueryResponse:
-        """``AsyncQdrantClient.query_points`` with raw query vectors (also in ``prefetch``) adapted."""
-        table = self._config.registry.table
-        if table.covers(collection_name):
-            query, prefetch = await self._prepare(
-                table,
-                collection_name,
-                lambda fn: (rewrite_query(query, using, fn), rewrite_prefetches(prefetch, fn)),
-            )
-        return await self._client.query_points(
-            collection_name=collection_name,
-            query=query,
-            using=using,
-            prefetch=prefetch,
-            query_filter=query_filter,
-            search_params=search_params,
-            limit=limit,
-            offset=offset,
-            with_payload=with_payload,
-            with_vectors=with_vectors,
-            score_threshold=score_threshold,
-            lookup_from=lookup_from,
-            consistency=consistency,
-            shard_key_selector=shard_key_selector,
-            timeout=timeout,
-            **kwargs,
-        )
-
-    async def query_batch_points(
-        self,
-        collection_name: str,
-        requests: Sequence[types.QueryRequest],
-        consistency: types.ReadConsistency | None = None,
-        timeout: int | None = None,
-        **kwargs: Any,
-    ) -> list[types.QueryResponse]:
-        """``AsyncQdrantClient.query_batch_points`` with the raw query vectors of every request adapted."""
-        table = self._config.registry.table
-        if table.covers(collection_name):
-            requests = await self._prepare(
-                table, collection_name, lambda fn: [rewrite_request(r, fn) for r in requests]
-            )
-        return await self._client.query_batch_points(
-            collection_name=collection_name,
-            requests=requests,
-            consistency=consistency,
-            timeout=timeout,
-            **kwargs,
-        )
-
-    async def query_points_groups(
-        self,
-        collection_name: str,
-        group_by: str,
-        query: QueryInput = None,
-        using: str | None = None,
-        prefetch: types.Prefetch | list[types.Prefetch] | None = None,
-        query_filter: types.Filter | None = None,
-        search_params: types.SearchParams | None = None,
-        limit: int = 10,
-        group_size: int = 3,
-        with_payload: types.WithPayloadInterface = True,
-        with_vectors: types.WithVector = False,
-        score_threshold: float | None = None,
-        with_lookup: types.WithLookupInterface | None = None,
-        lookup_from: types.LookupLocation | None = None,
-        consistency: types.ReadConsistency | None = None,
-        shard_key_selector: types.ShardKeySelector | None = None,
-        timeout: int | None = None,
-        **kwargs: Any,
-    ) -> types.GroupsResult:
-        """``AsyncQdrantClient.query_points_groups`` with raw query vectors (also in ``prefetch``) adapted."""
-        table = self._config.registry.table
-        if table.covers(collection_name):
-            query, prefetch = await self._prepare(
-                table,
-                collection_name,
-                lambda fn: (rewrite_query(query, using, fn), rewrite_prefetches(prefetch, fn)),
-            )
-        return await self._client.query_points_groups(
-            collection_name=collection_name,
-            group_by=group_by,
-            query=query,
-            using=using,
-            prefetch=prefetch,
-            query_filter=query_filter,
-            search_params=search_params,
-            limit=limit,
-            group_size=group_size,
-            with_payload=with_payload,
-            with_vectors=with_vectors,
-            score_threshold=score_threshold,
-            with_lookup=with_lookup,
-            lookup_from=lookup_from,
-            consistency=consistency,
-            shard_key_selector=shard_key_selector,
-            timeout=timeout,
-            **kwargs,
-        )
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._client, name)
-
-    def __dir__(self) -> list[str]:
-        return sorted(set(super().__dir__()) | {n for n in dir(self._client) if not n.startswith("_")})
-
-    def __repr__(self) -> str:
-        keys = sorted(map(str, self._config.registry.table.as_mapping()))
-        return f"AsyncAdaptedQdrantClient(client={self._client!r}, adapters={keys})"
+    query_points = _awaited(_AdaptedClientBase.query_points)
+    query_batch_points = _awaited(_AdaptedClientBase.query_batch_points)
+    query_points_groups = _awaited(_AdaptedClientBase.query_points_groups)

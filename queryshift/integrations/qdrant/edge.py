@@ -305,37 +305,14 @@ class AdaptedEdgeShard:
             params=params,
         )
 
-    def query(
-        self,
-        *,
-        limit: int,
-        query: Any = None,
-        prefetches: Sequence[qe.Prefetch | Mapping[str, Any]] | None = None,
-        offset: int | None = None,
-        with_vector: Any = None,
-        with_payload: Any = None,
-        filter: qe.Filter | None = None,
-        score_threshold: float | None = None,
-        params: qe.SearchParams | None = None,
-    ) -> list[qe.ScoredPoint]:
+    def query(self, **arguments: Any) -> list[qe.ScoredPoint]:
         """``EdgeShard.query(qe.QueryRequest(**arguments))`` with raw query vectors adapted.
 
-        Arguments are those of ``qdrant_edge.QueryRequest``; ``prefetches`` are mappings of
-        ``qdrant_edge.Prefetch`` arguments. All vectors of the call use one adapter snapshot.
+        Takes the keyword arguments of :meth:`request` (those of ``qdrant_edge.QueryRequest``;
+        ``prefetches`` are mappings of ``qdrant_edge.Prefetch`` arguments). All vectors of the call
+        use one adapter snapshot.
         """
-        return self._shard.query(
-            self.request(
-                limit=limit,
-                query=query,
-                prefetches=prefetches,
-                offset=offset,
-                with_vector=with_vector,
-                with_payload=with_payload,
-                filter=filter,
-                score_threshold=score_threshold,
-                params=params,
-            )
-        )
+        return self._shard.query(self.request(**arguments))
 
     def query_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[list[qe.ScoredPoint]]:
         """``EdgeShard.query_batch`` over requests given as mappings of ``qe.QueryRequest`` arguments.
