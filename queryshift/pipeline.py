@@ -1,7 +1,8 @@
 """The jobs a user runs end to end (train, compare), shared by the CLI and Python callers.
 
 Each function takes plain objects (data sets, encoders, configs) so the CLI stays a thin
-layer of flag parsing on top.
+layer of flag parsing on top. :func:`run_training` is the whole ``queryshift train`` job
+(load, hold out, embed, pseudo-queries, train, save, report) as one call.
 """
 
 from __future__ import annotations
@@ -9,16 +10,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from queryshift.adapters.base import QueryAdapter
 from queryshift.adapters.io import load_adapter, save_adapter
-from queryshift.data import RetrievalDataset
-from queryshift.embeddings import EmbeddedDataset, Encoder
+from queryshift.data import RetrievalDataset, load_dataset
+from queryshift.embeddings import (
+    DEFAULT_MODEL,
+    EmbeddedDataset,
+    Encoder,
+    SentenceTransformerEncoder,
+    embed_dataset,
+    load_vectors,
+)
 from queryshift.evaluation import bootstrap_difference, evaluate_retrieval
+from queryshift.splits import Split, seen_document_rate, split_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +36,8 @@ __all__ = [
     "compare_adapter",
     "describe_regime",
     "train_and_save",
+    "run_training",
+    "TrainingRun",
     "read_heldout",
     "heldout_subset",
     "HELDOUT_NAME",
@@ -206,3 +217,207 @@ def heldout_subset(dataset: RetrievalDataset, ids: list[str], adapter_dir: Path)
 def _config_dict(config: Any) -> dict[str, Any]:
     out = dataclasses.asdict(config)
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What :func:`run_training` did: the saved adapter, the training result, the held-out split.
+
+    Attributes:
+        adapter: The adapter as saved in ``output`` (loaded back).
+        result: The :class:`~queryshift.training.TrainingResult`.
+        split: The ``holdout`` split, ``None`` with ``holdout="none"``.
+        seen: Share of held-out queries whose documents training saw (``None`` without a split).
+        output: The adapter directory.
+        data: The data the adapter was trained on (for the ``evaluate`` hint), ``None`` for Qdrant.
+    """
+
+    adapter: QueryAdapter
+    result: Any
+    split: Split | None
+    seen: float | None
+    output: Path
+    data: Path | None = None
+
+    def report(self) -> list[str]:
+        """The lines ``queryshift train`` prints after training: validation, choice, regime, where saved."""
+        result, split = self.result, self.split
+        lines = [f"Trained {self.adapter!r} in {result.seconds:.1f}s on {result.device}"]
+        for name, figures in result.validation.items():
+            base, adapted = figures["base"], figures["adapted"]
+            shown = "  ".join(
+                f"{m} {base[m]:.4f} -> {adapted[m]:.4f}" for m in ("ndcg@10", "mrr@10", "hit@5")
+            )
+            lines.append(f"validation ({name} split, {figures['queries']} queries): {shown}")
+        if result.is_identity:
+            lines.append(
+                "No candidate beat the identity on validation: the saved adapter is the identity (no change)."
+            )
+        else:
+            lines.append(f"Chosen: epoch {result.chosen.epoch}, interpolation alpha {result.chosen.alpha}")
+        if self.seen is not None:
+            lines.append(describe_regime(self.seen, heldout=True))
+        else:
+            lines.append(describe_regime(result.revisit_rate, heldout=False))
+        if split:
+            lines.append(
+                f"Held out {len(split.test)} queries ({split.regime} split); "
+                f"run `queryshift evaluate {self.data or 'DATA'} --adapter {self.output}`."
+            )
+        lines.append(f"Saved to {self.output}")
+        return lines
+
+
+def run_training(
+    output: str | Path,
+    data: str | Path | None = None,
+    *,
+    config: Any = None,
+    model: str = DEFAULT_MODEL,
+    encoder: Encoder | None = None,
+    data_format: str = "auto",
+    split_name: str = "train",
+    holdout: str = "none",
+    test_fraction: float = 0.5,
+    query_vectors: str | Path | None = None,
+    document_vectors: str | Path | None = None,
+    index_data: str | Path | None = None,
+    qdrant: Any = None,
+    collection: str | None = None,
+    pairs: str | Path | None = None,
+    using: str | None = None,
+    text_field: str | None = None,
+    max_documents: int | None = None,
+    close_qdrant: bool = False,
+    echo: Callable[[str], None] = logger.info,
+    show_progress_bar: bool = False,
+) -> TrainingRun:
+    """Train a query adapter on ``data`` (or on a Qdrant collection's stored vectors) and save it.
+
+    The steps of ``queryshift train``: load the data, hold out test queries (``holdout``: ``"none"``,
+    ``"query"`` or ``"document"``; held-out queries are never embedded), embed the rest, sample
+    pseudo-queries from the documents (and from ``index_data``'s, the corpus the adapter will
+    search when it is not ``data``'s), train, save with the held-out ids.
+
+    Args:
+        output: Adapter directory to write.
+        data: Labelled data (any :func:`~queryshift.data.load_dataset` format); or give ``qdrant``,
+            ``collection`` and ``pairs`` instead: document vectors then come from the collection
+            (``using``: its named vector) and only query texts are embedded.
+        config: A :class:`~queryshift.training.TrainingConfig` (default: the defaults). With
+            ``collection`` its ``distance`` is taken from the collection.
+        model: Embedding model name or path, recorded as the adapter's base model.
+        encoder: Encoder of ``model`` (default: a :class:`~queryshift.embeddings.SentenceTransformerEncoder`).
+        query_vectors, document_vectors: Precomputed vectors (``.npy`` + ``.ids.txt``); with
+            ``query_vectors`` no pseudo-queries are made (their model is not here).
+        text_field, max_documents: Payload key holding each point's text; how many points to scroll.
+        close_qdrant: Close ``qdrant`` once the vectors are read (frees a local store's lock before training).
+        echo: Called with each progress line (the CLI passes ``click.echo``).
+
+    Returns:
+        A :class:`TrainingRun`; ``run.report()`` gives the summary lines the CLI prints.
+
+    Example:
+        Train on a LlamaIndex-format file, holding out half of the queries, and print the report::
+
+            run = run_training("my-adapter", "train_dataset.json", holdout="query")
+            print("\\n".join(run.report()))
+    """
+    from queryshift.training.config import TrainingConfig
+
+    config = TrainingConfig() if config is None else config
+    if collection is not None:
+        config, encoder, embedded = _embedded_from_qdrant(
+            qdrant, collection, pairs, config, model, encoder, using, text_field, max_documents, close_qdrant
+        )
+        split, seen = _hold_out(embedded.dataset, holdout, test_fraction, config.seed)
+        if split:
+            embedded = embedded.subset(split.train)
+        echo(
+            f"Training on {len(embedded.query_ids)} queries over {len(embedded.document_ids)} points of {collection!r}"
+        )
+        index = None
+    else:
+        if data is None:
+            raise ValueError("run_training needs data, or qdrant with collection and pairs")
+        dataset = load_dataset(data, format=data_format, split=split_name)
+        split, seen = _hold_out(dataset, holdout, test_fraction, config.seed)
+        train_set = split.apply(dataset)[0] if split else dataset  # held-out queries are never embedded
+        echo(
+            f"Training on {train_set.num_queries} queries over {train_set.num_documents} documents ({dataset.name})"
+        )
+        encoder = encoder or SentenceTransformerEncoder(model, device=config.device)
+        embedded = embed_dataset(
+            train_set,
+            encoder,
+            query_vectors=load_vectors(query_vectors) if query_vectors else None,
+            document_vectors=load_vectors(document_vectors) if document_vectors else None,
+        )
+        if query_vectors is not None and config.pseudo_queries:
+            # The sentences would have to be embedded by the model behind query_vectors, not available here.
+            echo("No pseudo-queries: query vectors come from --query-vectors, whose model is not here.")
+            config = dataclasses.replace(config, pseudo_queries=0)
+        index = None
+        if index_data is not None and config.pseudo_queries:
+            index = embed_dataset(load_dataset(index_data, format=data_format, split=split_name), encoder)
+    # Pseudo-queries come from the text of all of `embedded`'s documents (the corpus the adapter will
+    # search), held-out queries' documents included: their text is in the index; the held-out
+    # questions never are.
+    pseudo = pseudo_queries_for(encoder, [embedded] if index is None else [embedded, index], config)
+    if config.pseudo_queries and pseudo is None:
+        echo("No pseudo-queries: the documents carry no text (with --collection, pass --text-field).")
+    elif pseudo is not None:
+        echo(
+            f"Adding {len(pseudo.query_ids)} pseudo-queries: sentences of the documents, paired with their document"
+        )
+    adapter, result = train_and_save(
+        embedded,
+        config,
+        output,
+        base_model=model,
+        heldout=split.test if split else None,
+        split_regime=split.regime if split else "none",
+        pseudo=pseudo,
+        show_progress_bar=show_progress_bar,
+    )
+    return TrainingRun(adapter, result, split, seen, Path(output), None if data is None else Path(data))
+
+
+def _hold_out(dataset: RetrievalDataset, holdout: str, test_fraction: float, seed: int):
+    """The ``holdout`` split and the share of its test queries whose documents training saw.
+
+    ``(None, None)`` with ``holdout="none"``.
+    """
+    if holdout == "none":
+        return None, None
+    split = split_dataset(dataset, regime=holdout, test_fraction=test_fraction, seed=seed)
+    return split, seen_document_rate(*split.apply(dataset))
+
+
+def _embedded_from_qdrant(
+    client, collection, pairs, config, model, encoder, using, text_field, max_documents, close
+):
+    """``(config with the collection's distance, encoder, training data)`` read from a Qdrant collection."""
+    from queryshift.integrations.qdrant.training_data import (
+        collection_distance,
+        load_training_data_from_qdrant,
+    )
+
+    if client is None or pairs is None:
+        raise ValueError("training on a collection needs qdrant (a QdrantClient) and pairs (a JSONL file)")
+    try:
+        config = dataclasses.replace(config, distance=collection_distance(client, collection, using=using))
+        encoder = encoder or SentenceTransformerEncoder(model, device=config.device)
+        embedded = load_training_data_from_qdrant(
+            client,
+            collection,
+            pairs,
+            encoder=encoder,
+            using=using,
+            text_field=text_field,
+            max_documents=max_documents,
+        )
+    finally:
+        if close:
+            client.close()  # the vectors are in memory now; free a local store's lock before training
+    return config, encoder, embedded

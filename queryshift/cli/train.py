@@ -1,25 +1,22 @@
-"""`queryshift train`: flags, training from files or a Qdrant collection, the report it prints.
+"""`queryshift train`: its flags; the job itself is :func:`queryshift.pipeline.run_training`.
 
 Registered on :func:`queryshift.cli.main` by the group's module.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
 
 from queryshift.cli.common import (
     FORMATS,
-    embed,
     progress_encoder,
     training_config,
     training_options,
     user_errors,
 )
-from queryshift.data import load_dataset
-from queryshift.embeddings import DEFAULT_MODEL, embed_dataset
+from queryshift.embeddings import DEFAULT_MODEL
 
 
 @click.command()
@@ -115,149 +112,49 @@ def train(
     **params,
 ):
     """Train a query adapter on DATA (or on a Qdrant collection's stored vectors) and save it to --output."""
+    from queryshift.pipeline import run_training
+
     with user_errors():
         config = training_config(params)
+        qdrant = None
         if collection is not None:
             if data is not None:
                 raise click.UsageError("give DATA or --collection with --pairs, not both")
-            _train_from_qdrant(
-                config,
-                output,
-                qdrant_path=qdrant_path,
-                qdrant_url=qdrant_url,
-                collection=collection,
-                vector_name=vector_name,
-                pairs_path=pairs_path,
-                text_field=text_field,
-                max_documents=max_documents,
-                holdout=holdout,
-                test_fraction=test_fraction,
-                model=model,
-            )
-            return
-        if data is None:
+            qdrant = _qdrant_client(qdrant_path, qdrant_url, pairs_path)
+        elif data is None:
             raise click.UsageError("give DATA, or --collection with --pairs and --qdrant-path/--qdrant-url")
-        dataset = load_dataset(data, format=data_format, split=split_name)
-        split, seen = _hold_out(dataset, holdout, test_fraction, config.seed)
-        train_set = split.apply(dataset)[0] if split else dataset  # held-out queries are never embedded
-        click.echo(
-            f"Training on {train_set.num_queries} queries over {train_set.num_documents} documents ({dataset.name})"
-        )
-        encoder = progress_encoder(model, device=config.device)
-        embedded = embed(train_set, encoder, query_vectors, document_vectors)
-        if query_vectors is not None and config.pseudo_queries:
-            # The sentences would have to be embedded by the model behind --query-vectors, not available here.
-            click.echo("No pseudo-queries: query vectors come from --query-vectors, whose model is not here.")
-            config = dataclasses.replace(config, pseudo_queries=0)
-        index = None
-        if index_data is not None and config.pseudo_queries:
-            index = embed_dataset(load_dataset(index_data, format=data_format, split=split_name), encoder)
-        _train_and_report(
-            embedded,
-            config,
+        run = run_training(
             output,
-            encoder=encoder,
+            data,
+            config=config,
             model=model,
-            split=split,
-            seen=seen,
-            data=data,
-            index=index,
+            encoder=progress_encoder(model, device=config.device),
+            data_format=data_format,
+            split_name=split_name,
+            holdout=holdout,
+            test_fraction=test_fraction,
+            query_vectors=query_vectors,
+            document_vectors=document_vectors,
+            index_data=index_data,
+            qdrant=qdrant,
+            collection=collection,
+            pairs=pairs_path,
+            using=vector_name,
+            text_field=text_field,
+            max_documents=max_documents,
+            close_qdrant=True,
+            echo=click.echo,
+            show_progress_bar=True,
         )
+        for line in run.report():
+            click.echo(line)
 
 
-def _hold_out(dataset, holdout: str, test_fraction: float, seed: int):
-    """The ``--holdout`` split and the share of its test queries whose documents training saw.
-
-    ``(None, None)`` with ``--holdout none``.
-    """
-    from queryshift.splits import seen_document_rate, split_dataset
-
-    if holdout == "none":
-        return None, None
-    split = split_dataset(dataset, regime=holdout, test_fraction=test_fraction, seed=seed)
-    return split, seen_document_rate(*split.apply(dataset))
-
-
-def _train_and_report(embedded, config, output, *, encoder, model, split, seen, data, index=None) -> None:
-    """Train on ``embedded`` (training queries only), save with the held-out ids, print the report.
-
-    Pseudo-queries are sampled from the text of all of ``embedded``'s documents (the corpus the
-    adapter will search), held-out queries' documents included: their text is in the index; the
-    held-out questions never are. ``index``: the searched corpus when it is not ``embedded``'s.
-    """
-    from queryshift.pipeline import pseudo_queries_for, train_and_save
-
-    pseudo = pseudo_queries_for(encoder, [embedded] if index is None else [embedded, index], config)
-    if config.pseudo_queries and pseudo is None:
-        click.echo("No pseudo-queries: the documents carry no text (with --collection, pass --text-field).")
-    elif pseudo is not None:
-        click.echo(
-            f"Adding {len(pseudo.query_ids)} pseudo-queries: sentences of the documents, paired with their document"
-        )
-    adapter, result = train_and_save(
-        embedded,
-        config,
-        output,
-        base_model=model,
-        heldout=split.test if split else None,
-        split_regime=split.regime if split else "none",
-        pseudo=pseudo,
-        show_progress_bar=True,
-    )
-    _report_training(adapter, result, seen, split, data, output)
-
-
-def _report_training(adapter, result, seen, split, data, output) -> None:
-    """What `train` prints after training: validation figures, choice, regime, where it was saved."""
-    from queryshift.pipeline import describe_regime
-
-    click.echo(f"Trained {adapter!r} in {result.seconds:.1f}s on {result.device}")
-    for name, figures in result.validation.items():
-        base, adapted = figures["base"], figures["adapted"]
-        shown = "  ".join(f"{m} {base[m]:.4f} -> {adapted[m]:.4f}" for m in ("ndcg@10", "mrr@10", "hit@5"))
-        click.echo(f"validation ({name} split, {figures['queries']} queries): {shown}")
-    if result.is_identity:
-        click.echo(
-            "No candidate beat the identity on validation: the saved adapter is the identity (no change)."
-        )
-    else:
-        click.echo(f"Chosen: epoch {result.chosen.epoch}, interpolation alpha {result.chosen.alpha}")
-    if seen is not None:
-        click.echo(describe_regime(seen, heldout=True))
-    else:
-        click.echo(describe_regime(result.revisit_rate, heldout=False))
-    if split:
-        click.echo(
-            f"Held out {len(split.test)} queries ({split.regime} split); "
-            f"run `queryshift evaluate {data or 'DATA'} --adapter {output}`."
-        )
-    click.echo(f"Saved to {output}")
-
-
-def _train_from_qdrant(
-    config,
-    output,
-    *,
-    qdrant_path,
-    qdrant_url,
-    collection,
-    vector_name,
-    pairs_path,
-    text_field,
-    max_documents,
-    holdout,
-    test_fraction,
-    model,
-) -> None:
-    """`train --collection`: document vectors come from Qdrant; only query texts are embedded."""
+def _qdrant_client(qdrant_path: Path | None, qdrant_url: str | None, pairs_path: Path | None):
+    """The client ``--qdrant-path`` / ``--qdrant-url`` name (API key from ``$QDRANT_API_KEY``)."""
     import os
 
     from qdrant_client import QdrantClient
-
-    from queryshift.integrations.qdrant.training_data import (
-        collection_distance,
-        load_training_data_from_qdrant,
-    )
 
     if pairs_path is None:
         raise click.BadParameter("--collection needs --pairs", param_hint="--pairs")
@@ -266,31 +163,5 @@ def _train_from_qdrant(
             "give exactly one of --qdrant-path or --qdrant-url", param_hint="--qdrant-path"
         )
     if qdrant_path:
-        client = QdrantClient(path=str(qdrant_path))
-    else:
-        client = QdrantClient(url=qdrant_url, api_key=os.environ.get("QDRANT_API_KEY"))
-    try:
-        config = dataclasses.replace(
-            config, distance=collection_distance(client, collection, using=vector_name)
-        )
-        encoder = progress_encoder(model, device=config.device)
-        embedded = load_training_data_from_qdrant(
-            client,
-            collection,
-            pairs_path,
-            encoder=encoder,
-            using=vector_name,
-            text_field=text_field,
-            max_documents=max_documents,
-        )
-    finally:
-        client.close()  # the vectors are in memory now; free a local store's lock before training
-    split, seen = _hold_out(embedded.dataset, holdout, test_fraction, config.seed)
-    if split:
-        embedded = embedded.subset(split.train)
-    click.echo(
-        f"Training on {len(embedded.query_ids)} queries over {len(embedded.document_ids)} points of {collection!r}"
-    )
-    _train_and_report(
-        embedded, config, output, encoder=encoder, model=model, split=split, seen=seen, data=None
-    )
+        return QdrantClient(path=str(qdrant_path))
+    return QdrantClient(url=qdrant_url, api_key=os.environ.get("QDRANT_API_KEY"))
