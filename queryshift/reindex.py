@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,7 +50,19 @@ from queryshift.integrations.qdrant.payload import payload_value
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ReindexReport", "ReindexError", "reindex_collection", "METADATA_KEY"]
+__all__ = [
+    "ReindexReport",
+    "ReindexError",
+    "reindex_collection",
+    "METADATA_KEY",
+    # the steps of reindex_collection, usable (and testable) one by one
+    "ReindexPlan",
+    "CopyResult",
+    "plan_reindex",
+    "copy_points",
+    "verify_copy",
+    "switch_alias",
+]
 
 METADATA_KEY = "queryshift_reindex"
 
@@ -170,6 +183,116 @@ def reindex_collection(
         (3, 3, 'v2')
     """
     started = time.perf_counter()
+    plan = plan_reindex(
+        client,
+        source_collection=source_collection,
+        target_collection=target_collection,
+        alias=alias,
+        encoder=encoder,
+        text_field=text_field,
+        dataset=dataset,
+        vector_name=vector_name,
+        batch_size=batch_size,
+        expected_dim=expected_dim,
+        allow_dim_change=allow_dim_change,
+    )
+    copied = copy_points(client, plan, encoder, show_progress_bar=show_progress_bar)
+    verify_copy(client, plan.source, plan.target, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    switch_alias(client, plan.alias, plan.target, previous=plan.previous_alias_target)
+    logger.info(
+        "alias %r now points at %r (was %r); %d points, %d written, %d already present",
+        plan.alias,
+        plan.target,
+        plan.previous_alias_target,
+        plan.source_count,
+        copied.written,
+        copied.skipped,
+    )
+    params = plan.params
+    return ReindexReport(
+        source_collection=plan.source,
+        target_collection=plan.target,
+        alias=plan.alias,
+        previous_alias_target=plan.previous_alias_target,
+        points=plan.source_count,
+        written=copied.written,
+        skipped=copied.skipped,
+        dim=plan.dim,
+        previous_dim=int(params.size),
+        distance=str(params.distance.value if hasattr(params.distance, "value") else params.distance),
+        vector_name=plan.dense_name or None,
+        seconds=round(time.perf_counter() - started, 3),
+        embed_seconds=round(copied.embed_seconds, 3),
+    )
+
+
+@dataclass(frozen=True)
+class ReindexPlan:
+    """What a re-index will do, decided by :func:`plan_reindex` before anything is written.
+
+    Attributes:
+        source: The source collection (an alias resolved). ``target``, ``alias``: as given.
+        previous_alias_target: Where ``alias`` points now (``None``: it does not exist yet).
+        target_exists: The target exists already (an interrupted run to resume).
+        info: The source's ``CollectionInfo``.
+        dense_name: The re-embedded vector (``""``: the unnamed vector); ``params`` its ``VectorParams``.
+        other_dense, sparse: Vectors copied unchanged.
+        source_count: Points in the source.
+        dim: Dimension of the new vectors (measured on the first point's text).
+        marker: Stored in the target's metadata; a resume must match it.
+        texts_of: ``point -> text`` (payload field or data set).
+        batch_size: Points per scroll, embedding call and upsert.
+    """
+
+    source: str
+    target: str
+    alias: str
+    previous_alias_target: str | None
+    target_exists: bool
+    info: models.CollectionInfo
+    dense_name: str
+    params: models.VectorParams
+    other_dense: dict[str, models.VectorParams]
+    sparse: dict[str, Any]
+    source_count: int
+    dim: int
+    marker: dict[str, Any]
+    texts_of: Callable[[Any], str]
+    batch_size: int
+
+    @property
+    def copied_vectors(self) -> list[str]:
+        """Names of the vectors copied as they are (other dense vectors, sparse vectors)."""
+        return [*self.other_dense, *self.sparse]
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """What :func:`copy_points` wrote: points embedded now, points found from an earlier run, encoder time."""
+
+    written: int
+    skipped: int
+    embed_seconds: float
+
+
+def plan_reindex(
+    client: QdrantClient,
+    *,
+    source_collection: str,
+    target_collection: str,
+    alias: str,
+    encoder: Encoder,
+    text_field: str | None = None,
+    dataset: RetrievalDataset | None = None,
+    vector_name: str | None = None,
+    batch_size: int = 128,
+    expected_dim: int | None = None,
+    allow_dim_change: bool = False,
+) -> ReindexPlan:
+    """Check the arguments against the collections and measure the new dimension; writes nothing.
+
+    Arguments and errors are those of :func:`reindex_collection` (the encoder embeds one text).
+    """
     if (text_field is None) == (dataset is None):
         raise ValueError("pass exactly one of text_field (a payload field) or dataset (texts by point id)")
     if not isinstance(batch_size, int) or batch_size <= 0:
@@ -211,30 +334,65 @@ def reindex_collection(
             "pass allow_dim_change=True if the new model is meant to change the dimension "
             "(every query must then be embedded with the new model)"
         )
-
     marker = {
         "source_collection": source,
         "model_id": encoder.model_id,
         "vector_name": dense_name,
         "text_field": text_field,
     }
-    if target_collection in collections:
-        _check_resumable(client, target_collection, marker, dense_name, dim)
-        logger.info("resuming the re-index into existing collection %r", target_collection)
-    else:
-        _create_target(client, target_collection, info, dense_name, params, other_dense, sparse, dim, marker)
+    return ReindexPlan(
+        source=source,
+        target=target_collection,
+        alias=alias,
+        previous_alias_target=aliases.get(alias),
+        target_exists=target_collection in collections,
+        info=info,
+        dense_name=dense_name,
+        params=params,
+        other_dense=other_dense,
+        sparse=sparse,
+        source_count=source_count,
+        dim=dim,
+        marker=marker,
+        texts_of=texts_of,
+        batch_size=batch_size,
+    )
 
-    copied = [*other_dense, *sparse]
+
+def copy_points(
+    client: QdrantClient, plan: ReindexPlan, encoder: Encoder, *, show_progress_bar: bool = False
+) -> CopyResult:
+    """Create the target (or check that it holds this re-index), then embed and upsert what it lacks.
+
+    Resumable: before each batch is embedded the target is asked which of its ids it holds, and
+    only the missing points are embedded, so calling again after an interruption finishes the copy.
+    """
+    if plan.target_exists:
+        _check_resumable(client, plan.target, plan.marker, plan.dense_name, plan.dim)
+        logger.info("resuming the re-index into existing collection %r", plan.target)
+    else:
+        _create_target(
+            client,
+            plan.target,
+            plan.info,
+            plan.dense_name,
+            plan.params,
+            plan.other_dense,
+            plan.sparse,
+            plan.dim,
+            plan.marker,
+        )
+    copied = plan.copied_vectors
     written = skipped = 0
     embed_seconds = 0.0
     from tqdm.auto import tqdm
 
-    with tqdm(total=source_count, desc="re-embedding", unit="pt", disable=not show_progress_bar) as bar:
+    with tqdm(total=plan.source_count, desc="re-embedding", unit="pt", disable=not show_progress_bar) as bar:
         offset = None
         while True:
             points, offset = client.scroll(
-                source,
-                limit=batch_size,
+                plan.source,
+                limit=plan.batch_size,
                 offset=offset,
                 with_payload=True,
                 with_vectors=copied if copied else False,
@@ -244,25 +402,26 @@ def reindex_collection(
             present = {
                 _key(r.id)
                 for r in client.retrieve(
-                    target_collection, [p.id for p in points], with_payload=False, with_vectors=False
+                    plan.target, [p.id for p in points], with_payload=False, with_vectors=False
                 )
             }
             todo = [p for p in points if _key(p.id) not in present]
             skipped += len(points) - len(todo)
             if todo:
-                texts = [texts_of(p) for p in todo]
+                texts = [plan.texts_of(p) for p in todo]
                 tick = time.perf_counter()
                 vectors = _encode(encoder, texts)  # (len(todo), dim)
                 embed_seconds += time.perf_counter() - tick
-                if vectors.shape != (len(todo), dim):
+                if vectors.shape != (len(todo), plan.dim):
                     raise DimensionMismatchError(
-                        f"encoder returned shape {vectors.shape} for {len(todo)} texts, expected ({len(todo)}, {dim})"
+                        f"encoder returned shape {vectors.shape} for {len(todo)} texts, "
+                        f"expected ({len(todo)}, {plan.dim})"
                     )
                 client.upsert(
-                    target_collection,
+                    plan.target,
                     [
                         models.PointStruct(
-                            id=p.id, vector=_vector(p, row, dense_name, copied), payload=p.payload
+                            id=p.id, vector=_vector(p, row, plan.dense_name, copied), payload=p.payload
                         )
                         for p, row in zip(todo, vectors, strict=True)
                     ],
@@ -272,42 +431,22 @@ def reindex_collection(
             bar.update(len(points))
             if offset is None:
                 break
+    return CopyResult(written=written, skipped=skipped, embed_seconds=embed_seconds)
 
-    _verify(client, source, target_collection, batch_size, show_progress_bar)
-    previous = aliases.get(alias)
+
+def switch_alias(client: QdrantClient, alias: str, target: str, *, previous: str | None) -> None:
+    """Point ``alias`` at ``target`` in one atomic ``update_collection_aliases`` call.
+
+    ``previous``: the collection it points at now (``None`` when it does not exist yet), whose
+    alias is deleted in the same call.
+    """
     operations: list[Any] = []
     if previous is not None:
         operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
     operations.append(
-        models.CreateAliasOperation(
-            create_alias=models.CreateAlias(collection_name=target_collection, alias_name=alias)
-        )
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=alias))
     )
     client.update_collection_aliases(change_aliases_operations=operations)
-    logger.info(
-        "alias %r now points at %r (was %r); %d points, %d written, %d already present",
-        alias,
-        target_collection,
-        previous,
-        source_count,
-        written,
-        skipped,
-    )
-    return ReindexReport(
-        source_collection=source,
-        target_collection=target_collection,
-        alias=alias,
-        previous_alias_target=previous,
-        points=source_count,
-        written=written,
-        skipped=skipped,
-        dim=dim,
-        previous_dim=int(params.size),
-        distance=str(params.distance.value if hasattr(params.distance, "value") else params.distance),
-        vector_name=dense_name or None,
-        seconds=round(time.perf_counter() - started, 3),
-        embed_seconds=round(embed_seconds, 3),
-    )
 
 
 def _vector_layout(
@@ -461,8 +600,10 @@ def _check_resumable(
         )
 
 
-def _verify(client: QdrantClient, source: str, target: str, batch_size: int, show_progress_bar: bool) -> None:
-    """Every source id is in the target, and the target holds nothing else."""
+def verify_copy(
+    client: QdrantClient, source: str, target: str, *, batch_size: int = 128, show_progress_bar: bool = False
+) -> None:
+    """Raise a :class:`ReindexError` unless every source id is in the target and it holds nothing else."""
     from tqdm.auto import tqdm
 
     source_count = client.count(source, exact=True).count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -333,3 +334,45 @@ def test_bad_arguments():
             text_field="text",
             encoder=HashEncoder(),
         )
+
+
+# --- the steps of reindex_collection, one by one ---------------------------------------------
+
+
+def test_reindex_steps_plan_copy_verify_switch_each_alone():
+    from queryshift.reindex import copy_points, plan_reindex, switch_alias, verify_copy
+
+    client = QdrantClient(":memory:")
+    _fill(client, n=40)
+    encoder = HashEncoder()
+    plan = plan_reindex(
+        client,
+        source_collection="docs_v1",
+        target_collection="docs_v2",
+        alias="docs",
+        encoder=encoder,
+        text_field="text",
+        batch_size=16,
+    )
+    # planning writes nothing: no target, no alias; the probe embedded one text
+    assert not client.collection_exists("docs_v2") and client.get_aliases().aliases == []
+    assert (plan.source, plan.dim, plan.source_count, plan.target_exists) == ("docs_v1", OLD_DIM, 40, False)
+    assert encoder.calls == [1]
+
+    client.create_collection(
+        "docs_v2",
+        vectors_config=models.VectorParams(size=OLD_DIM, distance=models.Distance.COSINE),
+        metadata={METADATA_KEY: plan.marker},
+    )
+    client.upsert("docs_v2", [models.PointStruct(id=0, vector=encoder.vector(_text(0)).tolist())])
+    with pytest.raises(ReindexError, match="39 source points missing"):
+        verify_copy(client, "docs_v1", "docs_v2", batch_size=16)
+
+    # an interrupted run left the target with one point: the copy resumes, embedding only the rest
+    resumed = copy_points(client, dataclasses.replace(plan, target_exists=True), encoder)
+    assert (resumed.written, resumed.skipped) == (39, 1)
+    verify_copy(client, "docs_v1", "docs_v2", batch_size=16)
+
+    switch_alias(client, "docs", "docs_v2", previous=None)
+    switch_alias(client, "docs", "docs_v1", previous="docs_v2")  # the roll back
+    assert [(a.alias_name, a.collection_name) for a in client.get_aliases().aliases] == [("docs", "docs_v1")]
