@@ -7,10 +7,12 @@ trainer and the evaluator never care where data came from. Bad input raises a
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ __all__ = [
     "load_pairs_jsonl",
     "save_llamaindex_json",
     "read_jsonl",
+    "read_json",
 ]
 
 DataFormat = Literal["auto", "llamaindex", "beir", "pairs"]
@@ -154,12 +157,13 @@ def load_dataset(path: str | Path, *, format: DataFormat = "auto", split: str = 
 
 
 def load_llamaindex_json(path: str | Path) -> RetrievalDataset:
-    """Read LlamaIndex's ``EmbeddingQAFinetuneDataset`` JSON (``queries``, ``corpus``, ``relevant_docs``)."""
+    """Read LlamaIndex's ``EmbeddingQAFinetuneDataset`` JSON (``queries``, ``corpus``, ``relevant_docs``).
+
+    A query with empty text is an error; a corpus entry with empty text is left out (with one
+    warning), and so are the relevance labels pointing at it, as :func:`load_beir` does.
+    """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from exc
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise DataFormatError("expected a JSON object with queries, corpus, relevant_docs", path=path)
     for key in ("queries", "corpus", "relevant_docs"):
@@ -169,13 +173,18 @@ def load_llamaindex_json(path: str | Path) -> RetrievalDataset:
             )
         if not isinstance(raw[key], dict):
             raise DataFormatError(f"expected an object, got {type(raw[key]).__name__}", path=path, field=key)
-    queries = {str(k): _text(v, path, f"queries.{k}") for k, v in raw["queries"].items()}
+    queries = {str(k): _query_text(v, path, f"queries.{k}") for k, v in raw["queries"].items()}
     corpus = {str(k): _text(v, path, f"corpus.{k}") for k, v in raw["corpus"].items()}
+    empty = {k: f"field 'corpus.{k}'" for k, v in corpus.items() if not v.strip()}
     qrels: dict[str, set[str]] = {}
     for qid, docs in raw["relevant_docs"].items():
         if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
             raise DataFormatError("expected a list of document ids", path=path, field=f"relevant_docs.{qid}")
         qrels[str(qid)] = set(docs)
+    if empty:
+        qrels = _without_empty_documents(qrels, empty, path)
+        queries = {q: t for q, t in queries.items() if q in qrels}
+        corpus = {d: t for d, t in corpus.items() if d not in empty}
     return _build(queries, corpus, qrels, {}, name=str(path), path=path)
 
 
@@ -197,53 +206,66 @@ def load_beir(path: str | Path, *, split: str = "test") -> RetrievalDataset:
             )
             hint = f" (available splits: {available})" if needed == qrels_path and available else ""
             raise FileNotFoundError(f"BEIR folder {path}: missing {needed.relative_to(path)}{hint}")
-    documents = {}
-    for line_no, obj in read_jsonl(corpus_path):
-        doc_id = _field(obj, "_id", corpus_path, line_no)
+    documents: dict[str, str] = {}
+    empty: dict[str, str] = {}  # document id -> where, for documents with no text
+    for line_no, obj in _unique_records(corpus_path):
         text = _text(obj.get("text"), corpus_path, "text", line_no)
         title = obj.get("title") or ""
-        documents[str(doc_id)] = f"{title}\n{text}" if title else text
-    all_queries = {}
-    for line_no, obj in read_jsonl(queries_path):
-        all_queries[str(_field(obj, "_id", queries_path, line_no))] = _text(
-            obj.get("text"), queries_path, "text", line_no
-        )
+        body = f"{title}\n{text}" if title else text
+        if body.strip():
+            documents[str(obj["_id"])] = body
+        else:
+            empty[str(obj["_id"])] = f"line {line_no}"
+    all_queries: dict[str, tuple[int, str]] = {}  # query id -> (line, text)
+    for line_no, obj in _unique_records(queries_path):
+        all_queries[str(obj["_id"])] = (line_no, _text(obj.get("text"), queries_path, "text", line_no))
     qrels: dict[str, set[str]] = {}
-    with qrels_path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        for line_no, row in enumerate(reader, start=1):
-            if not row or (line_no == 1 and row[0] in ("query-id", "query_id", "qid")):
-                continue
-            if len(row) < 3:
+    for line_no, text in _decoded_lines(qrels_path):
+        row = next(csv.reader([text], delimiter="\t"), [])
+        if not row or (line_no == 1 and row[0] in ("query-id", "query_id", "qid")):
+            continue
+        if len(row) < 3:
+            raise DataFormatError(
+                "expected 3 tab-separated columns query-id, corpus-id, score",
+                path=qrels_path,
+                line=line_no,
+            )
+        qid, did, score = row[0], row[1], row[2]
+        try:
+            value = float(score)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise DataFormatError(
+                f"score must be a finite number, got {score!r}", path=qrels_path, line=line_no, field="score"
+            )
+        if qid not in all_queries:
+            raise DataFormatError(
+                f"unknown query id {qid!r} (not in queries.jsonl)",
+                path=qrels_path,
+                line=line_no,
+                field="query-id",
+            )
+        if did not in documents and did not in empty:
+            raise DataFormatError(
+                f"unknown corpus id {did!r} (not in corpus.jsonl)",
+                path=qrels_path,
+                line=line_no,
+                field="corpus-id",
+            )
+        if value > 0:
+            query_line, query_text = all_queries[qid]
+            if not query_text.strip():
                 raise DataFormatError(
-                    "expected 3 tab-separated columns query-id, corpus-id, score",
-                    path=qrels_path,
-                    line=line_no,
+                    f"query {qid!r} has empty text (it is used by {qrels_path.name} line {line_no})",
+                    path=queries_path,
+                    line=query_line,
+                    field="text",
                 )
-            qid, did, score = row[0], row[1], row[2]
-            try:
-                relevant = float(score) > 0
-            except ValueError:
-                raise DataFormatError(
-                    f"score must be a number, got {score!r}", path=qrels_path, line=line_no, field="score"
-                ) from None
-            if qid not in all_queries:
-                raise DataFormatError(
-                    f"unknown query id {qid!r} (not in queries.jsonl)",
-                    path=qrels_path,
-                    line=line_no,
-                    field="query-id",
-                )
-            if did not in documents:
-                raise DataFormatError(
-                    f"unknown corpus id {did!r} (not in corpus.jsonl)",
-                    path=qrels_path,
-                    line=line_no,
-                    field="corpus-id",
-                )
-            if relevant:
-                qrels.setdefault(qid, set()).add(did)
-    queries = {q: all_queries[q] for q in qrels}
+            qrels.setdefault(qid, set()).add(did)
+    if empty:
+        qrels = _without_empty_documents(qrels, empty, corpus_path)
+    queries = {q: all_queries[q][1] for q in qrels}
     return _build(queries, documents, qrels, {}, name=f"{path}[{split}]", path=qrels_path)
 
 
@@ -275,7 +297,7 @@ def load_pairs_jsonl(path: str | Path, *, documents: dict[str, str] | None = Non
         return text_ids[value]
 
     for line_no, obj in read_jsonl(path):
-        query = _text(_field(obj, "query", path, line_no), path, "query", line_no)
+        query = _query_text(_field(obj, "query", path, line_no), path, "query", line_no)
         positive = doc_id(_field(obj, "positive", path, line_no), line_no, "positive")
         qid = str(obj.get("id", f"q{line_no}"))
         if qid in queries and queries[qid] != query:
@@ -314,20 +336,140 @@ def _build(queries, documents, qrels, negatives, *, name: str, path: Path) -> Re
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for each non-blank line; malformed lines raise naming file and line."""
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    """``(line number, object)`` for each non-blank line; malformed lines raise naming file and line.
+
+    Lines must be UTF-8 (a leading byte-order mark is dropped), and an object that repeats a key
+    is refused rather than silently keeping the last value.
+    """
+    for line_no, line in _decoded_lines(path):
+        if not line.strip():
+            continue
+        obj = _parse_json(line, path, line_no)
+        if not isinstance(obj, dict):
+            raise DataFormatError(
+                f"expected a JSON object, got {type(obj).__name__}", path=path, line=line_no
+            )
+        yield line_no, obj
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a whole JSON file; bad bytes, bad syntax and repeated keys raise naming file and line.
+
+    Example:
+        >>> import tempfile
+        >>> bad = Path(tempfile.mkdtemp()) / "x.json"
+        >>> _ = bad.write_text('{"queries": {"q1": "a", "q1": "b"}}')
+        >>> read_json(bad)
+        Traceback (most recent call last):
+        ...
+        queryshift.errors.DataFormatError: ...x.json, field 'queries': duplicate key 'q1' ...
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc, data, path, line=data.count(b"\n", 0, exc.start) + 1) from None
+    return _parse_json(text, path, None)
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file (a leading byte-order mark dropped); bad bytes name the line."""
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"invalid JSON: {exc.msg}", path=path, line=line_no) from exc
-            if not isinstance(obj, dict):
-                raise DataFormatError(
-                    f"expected a JSON object, got {type(obj).__name__}", path=path, line=line_no
-                )
-            yield line_no, obj
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(exc, raw, path, line=line_no) from None
+
+
+def _not_utf8(exc: UnicodeDecodeError, data: bytes, path: Path, *, line: int) -> DataFormatError:
+    return DataFormatError(
+        f"not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded); save the file as UTF-8",
+        path=path,
+        line=line,
+    )
+
+
+def _parse_json(text: str, path: Path, line_no: int | None) -> Any:
+    duplicates: list[tuple[dict[str, Any], str]] = []
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) < len(pairs) and not duplicates:
+            keys = [k for k, _ in pairs]
+            duplicates.append((obj, next(k for i, k in enumerate(keys) if k in keys[:i])))
+        return obj
+
+    try:
+        value = json.loads(text, object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as exc:
+        line = line_no if line_no is not None else exc.lineno
+        raise DataFormatError(f"invalid JSON: {exc.msg}", path=path, line=line) from exc
+    if duplicates:
+        obj, key = duplicates[0]
+        raise DataFormatError(
+            f"duplicate key {key!r} (each key must appear once; JSON readers keep only the last)",
+            path=path,
+            line=line_no,
+            field=_locate(value, obj),
+        )
+    return value
+
+
+def _locate(root: Any, target: object, prefix: str = "") -> str | None:
+    """Dotted path of ``target`` inside ``root`` (None for ``root`` itself), for error messages."""
+    if root is target:
+        return prefix or None
+    children = root.items() if isinstance(root, dict) else enumerate(root) if isinstance(root, list) else ()
+    for key, child in children:
+        if isinstance(child, (dict, list)):
+            found = _locate(child, target, f"{prefix}.{key}" if prefix else str(key))
+            if found is not None:
+                return found
+    return None
+
+
+def _unique_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """BEIR ``corpus.jsonl`` / ``queries.jsonl`` records, refusing an ``_id`` seen on an earlier line."""
+    first_line: dict[str, int] = {}
+    for line_no, obj in read_jsonl(path):
+        record_id = str(_field(obj, "_id", path, line_no))
+        if record_id in first_line:
+            raise DataFormatError(
+                f"duplicate _id {record_id!r} (first on line {first_line[record_id]}); ids must be unique",
+                path=path,
+                line=line_no,
+                field="_id",
+            )
+        first_line[record_id] = line_no
+        yield line_no, obj
+
+
+def _without_empty_documents(
+    qrels: dict[str, set[str]], empty: dict[str, str], path: Path
+) -> dict[str, set[str]]:
+    """Drop documents with no text from the qrels (and queries left without any), with one warning.
+
+    An empty document cannot be retrieved for its content (every empty text embeds alike), so
+    real corpora's blank records (BEIR cranfield has two) are left out instead of refused.
+    """
+    kept = {q: docs - empty.keys() for q, docs in qrels.items()}
+    dropped_labels = sum(len(docs & empty.keys()) for docs in qrels.values())
+    dropped_queries = sorted(q for q, docs in kept.items() if not docs)
+    where = ", ".join(list(empty.values())[:5]) + (", ..." if len(empty) > 5 else "")
+    lost = f"; {len(dropped_queries)} query(ies) had no other and were left out too: {dropped_queries[:5]}"
+    logger.warning(
+        "%s: left out %d document(s) with empty text (%s) and the %d relevance label(s) pointing at them%s",
+        path,
+        len(empty),
+        where,
+        dropped_labels,
+        lost if dropped_queries else "",
+    )
+    return {q: docs for q, docs in kept.items() if docs}
 
 
 def _field(obj: dict[str, Any], name: str, path: Path, line_no: int) -> Any:
@@ -342,3 +484,12 @@ def _text(value: object, path: Path, name: str, line_no: int | None = None) -> s
             f"expected a string, got {type(value).__name__}", path=path, line=line_no, field=name
         )
     return value
+
+
+def _query_text(value: object, path: Path, name: str, line_no: int | None = None) -> str:
+    text = _text(value, path, name, line_no)
+    if not text.strip():
+        raise DataFormatError(
+            "empty query text; every query needs words to embed", path=path, line=line_no, field=name
+        )
+    return text
