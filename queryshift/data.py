@@ -32,6 +32,7 @@ __all__ = [
     "save_llamaindex_json",
     "read_jsonl",
     "read_json",
+    "read_lines",
 ]
 
 DataFormat = Literal["auto", "llamaindex", "beir", "pairs"]
@@ -220,7 +221,7 @@ def load_beir(path: str | Path, *, split: str = "test") -> RetrievalDataset:
     for line_no, obj in _unique_records(queries_path):
         all_queries[str(obj["_id"])] = (line_no, _text(obj.get("text"), queries_path, "text", line_no))
     qrels: dict[str, set[str]] = {}
-    for line_no, text in _decoded_lines(qrels_path):
+    for line_no, text in read_lines(qrels_path):
         row = next(csv.reader([text], delimiter="\t"), [])
         if not row or (line_no == 1 and row[0] in ("query-id", "query_id", "qid")):
             continue
@@ -341,7 +342,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     Lines must be UTF-8 (a leading byte-order mark is dropped), and an object that repeats a key
     is refused rather than silently keeping the last value.
     """
-    for line_no, line in _decoded_lines(path):
+    for line_no, line in read_lines(path):
         if not line.strip():
             continue
         obj = _parse_json(line, path, line_no)
@@ -373,8 +374,11 @@ def read_json(path: str | Path) -> Any:
     return _parse_json(text, path, None)
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of a UTF-8 file (a leading byte-order mark dropped); bad bytes name the line."""
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file (a leading byte-order mark dropped); bad bytes name the line.
+
+    Lines keep their line ending, as ``open(path)`` yields them.
+    """
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             if line_no == 1 and raw.startswith(codecs.BOM_UTF8):

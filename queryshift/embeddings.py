@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -19,7 +20,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from queryshift.atomic import atomic_write_bytes, atomic_write_text
-from queryshift.data import RetrievalDataset
+from queryshift.data import RetrievalDataset, read_lines
 from queryshift.errors import DataFormatError, DimensionMismatchError
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ __all__ = [
     "resolve_model_name",
     "default_cache_dir",
     "load_vectors",
+    "check_finite",
 ]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -284,12 +286,33 @@ def embed_dataset(
         raise DimensionMismatchError(
             f"query vectors have dim={q.shape[1]} but document vectors dim={d.shape[1]}"
         )
+    for side, vectors, ids, given in (
+        ("query", q, query_ids, query_vectors),
+        ("document", d, document_ids, document_vectors),
+    ):
+        origin = "precomputed" if given is not None else f"model {encoder.model_id!r}"  # type: ignore[union-attr]
+        check_finite(vectors, ids, what=f"{side} vectors ({origin})")
     model_id = encoder.model_id if encoder is not None else "precomputed"
     return EmbeddedDataset(dataset, query_ids, q, document_ids, d, model_id)
 
 
 def load_vectors(path: str | Path) -> dict[str, np.ndarray]:
-    """Read precomputed vectors: ``NAME.npy`` (``(n, dim)``) plus ``NAME.ids.txt`` (one id per line)."""
+    """Read precomputed vectors: ``NAME.npy`` (``(n, dim)``) plus ``NAME.ids.txt`` (one id per line).
+
+    The array must be floating point (float16/32/64; returned as float32) with no NaN or inf,
+    written by ``numpy.save``; ids must be unique. Anything else fails naming the file, and for
+    bad values the row and its id.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> np.save(folder / "q.npy", np.array([[1, 0], [0, 1]], dtype=np.int64))  # integers: not vectors
+        >>> _ = (folder / "q.ids.txt").write_text("a\\nb\\n")
+        >>> load_vectors(folder / "q.npy")
+        Traceback (most recent call last):
+        ...
+        queryshift.errors.DataFormatError: ...q.npy: expected a floating-point array (float16, float32 or float64), got int64...
+    """
     path = Path(path)
     ids_path = path.with_suffix(".ids.txt")
     if not path.is_file():
@@ -298,13 +321,77 @@ def load_vectors(path: str | Path) -> dict[str, np.ndarray]:
         raise FileNotFoundError(
             f"{path} needs a companion id file {ids_path} with one id per row of the array"
         )
-    vectors = np.load(path, allow_pickle=False)
-    ids = [line.strip() for line in ids_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    vectors = _read_npy(path)
+    ids = [line.strip() for _, line in read_lines(ids_path) if line.strip()]
     if vectors.ndim != 2:
         raise DataFormatError(f"expected a 2-d array (n, dim), got shape {vectors.shape}", path=path)
     if len(ids) != len(vectors):
         raise DataFormatError(f"{len(ids)} ids for {len(vectors)} vectors", path=ids_path)
+    if len(set(ids)) != len(ids):
+        seen: dict[str, int] = {}
+        for line_no, name in enumerate(ids, start=1):
+            if name in seen:
+                raise DataFormatError(
+                    f"duplicate id {name!r} (first on row {seen[name]}); each row needs its own id",
+                    path=ids_path,
+                    line=line_no,
+                )
+            seen[name] = line_no
+    check_finite(vectors, ids, what="vectors", path=path)
     return dict(zip(ids, vectors.astype(np.float32), strict=True))
+
+
+def check_finite(vectors: np.ndarray, ids: Sequence[str], *, what: str, path: object = None) -> None:
+    """Refuse vectors holding NaN or inf, naming the first bad rows and their ids.
+
+    A non-finite vector poisons training silently (every loss becomes NaN and the identity is
+    kept) and scores as a miss at evaluation, so it is an input error, not something to skip.
+
+    Raises:
+        DataFormatError: ``"<path>: <what>: 2 row(s) hold NaN or inf: row 3 (id 'q7'), ..."``.
+    """
+    finite = np.isfinite(vectors)  # (n, dim)
+    if finite.all():
+        return
+    bad = np.flatnonzero(~finite.all(axis=1))
+    rows = ", ".join(f"row {i} (id {ids[i]!r})" for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+    raise DataFormatError(
+        f"{what}: {bad.size} row(s) hold NaN or inf: {rows}; fix or drop those vectors", path=path
+    )
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """One floating-point array from a ``.npy`` file, or a one-line error saying what the file is instead."""
+    expected = "expected one floating-point array written by numpy.save"
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "Object arrays" in str(exc):
+            raise DataFormatError(
+                f"holds an object array (Python objects, not numbers); {expected}", path=path
+            ) from None
+        with path.open("rb") as handle:
+            head = handle.read(16)
+        raise DataFormatError(
+            f"is not a .npy file (it starts with {head!r}); {expected}", path=path
+        ) from None
+    except (OSError, EOFError) as exc:
+        raise DataFormatError(f"cannot be read as .npy ({exc}); {expected}", path=path) from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        names = sorted(loaded.files)
+        loaded.close()
+        raise DataFormatError(
+            f"is an .npz archive (arrays {names}), not a .npy array; {expected} "
+            "(e.g. np.save(path, archive[name]))",
+            path=path,
+        )
+    if loaded.dtype.kind != "f":
+        raise DataFormatError(
+            f"expected a floating-point array (float16, float32 or float64), got {loaded.dtype}; "
+            "refusing to cast it (integer, boolean, complex or text arrays are not embeddings)",
+            path=path,
+        )
+    return loaded
 
 
 def _from_mapping(mapping: dict[str, np.ndarray], ids: list[str], side: str) -> np.ndarray:

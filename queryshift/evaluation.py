@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from queryshift.adapters.base import normalize_rows
 from queryshift.errors import DimensionMismatchError
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def rank_documents(
 
     Ties are broken by ascending document index; callers that pass documents sorted by id get
     sentence-transformers' tie-breaking. ``distance`` is ``"cosine"`` (vectors normalised here),
-    ``"dot"`` or ``"euclid"`` (smaller is better).
+    ``"dot"`` or ``"euclid"`` (smaller is better). NaN or inf in either array is a ``ValueError``
+    naming the rows.
     """
     q = np.asarray(query_vectors, dtype=np.float32)  # (n_queries, dim)
     d = np.asarray(document_vectors, dtype=np.float32)  # (n_documents, dim)
@@ -66,9 +68,15 @@ def rank_documents(
         raise DimensionMismatchError(
             f"query vectors {q.shape} and document vectors {d.shape} must be (n, dim) with equal dim"
         )
+    for name, vectors in (("query_vectors", q), ("document_vectors", d)):
+        if not np.isfinite(vectors).all():
+            bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+            raise ValueError(
+                f"{name} rows {bad[:10].tolist()} ({bad.size} in all) hold NaN or inf; such a vector "
+                "ranks nothing and would count as a miss"
+            )
     if distance == "cosine":
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        q, d = normalize_rows(q), normalize_rows(d)
     elif distance not in ("dot", "euclid"):
         raise ValueError(f"distance must be cosine, dot or euclid, got {distance!r}")
     k = min(k, d.shape[0])

@@ -23,6 +23,7 @@ __all__ = [
     "checked_tensor",
     "finish_vectors",
     "mlp_tensors",
+    "normalize_rows",
     "register_kinds",
 ]
 
@@ -54,13 +55,21 @@ class QueryAdapter(Protocol):
     def save(self, path: str | Path) -> Path: ...
 
 
-def check_vectors(vectors: object, dim: int, *, base_model: str | None = None) -> tuple[np.ndarray, bool]:
+def check_vectors(
+    vectors: object, dim: int, *, base_model: str | None = None, distance: str | None = None
+) -> tuple[np.ndarray, bool]:
     """Return ``(batch, was_single)`` with ``batch`` a float32 ``(n, dim)`` array.
 
     Raises a :class:`DimensionMismatchError` naming the model the adapter was trained for,
-    because a mismatch nearly always means queries were embedded by another model.
+    because a mismatch nearly always means queries were embedded by another model. Refuses,
+    with a ``ValueError`` naming the rows, what no adapter can map meaningfully: NaN or inf
+    anywhere, and (when ``distance="cosine"``) an all-zero query, which has no direction.
+    Non-numeric input (bool, complex, text, objects) is a ``TypeError``, never cast.
     """
-    array = np.asarray(vectors, dtype=np.float32)
+    array = np.asarray(vectors)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"query vectors must be real numbers, got an array of dtype {array.dtype}")
+    array = array.astype(np.float32, copy=False)
     single = array.ndim == 1
     if single:
         array = array[None, :]  # (1, dim)
@@ -73,16 +82,58 @@ def check_vectors(vectors: object, dim: int, *, base_model: str | None = None) -
         raise DimensionMismatchError(
             f"adapter expects dim={dim}, got query vectors with dim={array.shape[1]}{trained}"
         )
+    if not np.isfinite(array).all():
+        raise ValueError(f"query vector {_rows(~np.isfinite(array).all(axis=1))} NaN or inf")
+    if distance == "cosine" and not array.any(axis=1).all():
+        raise ValueError(
+            f"query vector {_rows(~array.any(axis=1))} all zeros: a zero vector has no direction, "
+            "so its cosine similarity to every document is undefined"
+        )
     return array, single
 
 
 def finish_vectors(out: np.ndarray, *, normalize: bool, single: bool) -> np.ndarray:
-    """Re-normalise (if asked) and restore the caller's shape."""
+    """Re-normalise (if asked, with :func:`normalize_rows`) and restore the caller's shape."""
     out = out.astype(np.float32, copy=False)
     if normalize:
-        norms = np.linalg.norm(out, axis=1, keepdims=True)  # (n, 1)
-        out = out / np.maximum(norms, np.float32(1e-12))
+        out = normalize_rows(out)
+    elif not np.isfinite(out).all():
+        raise ValueError(f"adapted vector {_rows(~np.isfinite(out).all(axis=1))} overflowed float32")
     return out[0] if single else out
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Unit-length rows of a float32 ``(n, dim)`` array; all-zero rows stay zero.
+
+    Norms are taken in float32 (the fast path), and again in float64 when one leaves [1e-15, 1e15],
+    where float32 squares may have overflowed or underflowed: rows scaled by 1e30 or 1e-30 still
+    come out unit (numpy may warn about the overflow of the first pass; the result is right).
+
+    Example:
+        >>> print(normalize_rows(np.array([[3e-30, 4e-30], [0, 0]], np.float32)))
+        [[0.6 0.8]
+         [0.  0. ]]
+    """
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)  # (n, 1)
+    if norms.size and 1e-15 < norms.min() and norms.max() < 1e15:  # False for NaN too
+        return vectors / norms
+    wide = vectors.astype(np.float64)  # (n, dim)
+    norms = np.linalg.norm(wide, axis=1, keepdims=True)  # (n, 1)
+    if not np.isfinite(norms).all():
+        raise ValueError(
+            f"vector {_rows(~np.isfinite(norms[:, 0]))} NaN or inf (or overflowed float32); "
+            "scale the query vectors down"
+        )
+    return (wide / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def _rows(bad: np.ndarray) -> str:
+    """``"row 3 holds"`` / ``"rows [3, 7] hold"`` for an error message (first 10 rows)."""
+    index = np.flatnonzero(bad)
+    if index.size == 1:
+        return f"row {int(index[0])} holds"
+    more = ", ..." if index.size > 10 else ""
+    return f"rows {[int(i) for i in index[:10]]}{more} ({index.size} in all) hold"
 
 
 def register_kinds(*kinds: str) -> Callable[[type[_A]], type[_A]]:
