@@ -36,6 +36,7 @@ __all__ = [
     "default_cache_dir",
     "load_vectors",
     "check_finite",
+    "check_device",
 ]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -83,6 +84,47 @@ def resolve_model_name(name: str) -> str:
             return name
         return str(getattr(module, getter)())
     return name
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a torch device that does not parse or is not present, before any model loads.
+
+    ``None`` (let torch pick) always passes. Imports torch only when a device is named.
+
+    Raises:
+        ValueError: ``"device 'cuda' was asked for, but torch sees no cuda device ..."``.
+
+    Example:
+        >>> check_device("cpu")
+        >>> check_device("bogus")
+        Traceback (most recent call last):
+        ...
+        ValueError: device 'bogus' is not a torch device; expected cpu, cuda, cuda:N, xpu or mps
+    """
+    if device is None:
+        return
+    import torch
+
+    expected = "expected cpu, cuda, cuda:N, xpu or mps"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a torch device; {expected}") from None
+    backends = {"cuda": torch.cuda, "xpu": getattr(torch, "xpu", None), "mps": torch.backends.mps}
+    if parsed.type == "cpu":
+        return
+    if parsed.type not in backends:
+        raise ValueError(f"device {device!r} cannot run models; {expected}")
+    backend = backends[parsed.type]
+    if backend is None or not backend.is_available():
+        build = "" if parsed.type != "cuda" or torch.version.cuda else " (this torch is a CPU-only build)"
+        raise ValueError(
+            f"device {device!r} was asked for, but torch sees no {parsed.type} device{build}; "
+            "use --device cpu or leave --device unset"
+        )
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if parsed.index is not None and parsed.index >= count:
+        raise ValueError(f"device {device!r} does not exist: torch sees {count} {parsed.type} device(s)")
 
 
 class EmbeddingCache:
@@ -169,6 +211,7 @@ class SentenceTransformerEncoder:
         cache: EmbeddingCache | None | bool = None,
         show_progress_bar: bool = False,
     ) -> None:
+        check_device(device)
         self.model_name = model
         self.path = resolve_model_name(model)
         self.model_id = model if self.path == model else f"{model}@{self.path}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["TrainingConfig"]
+__all__ = ["TrainingConfig", "check_seed"]
 
 AdapterKind = Literal["linear", "low_rank", "residual_mlp"]
 Negatives = Literal["in_batch", "corpus"]
@@ -99,6 +99,23 @@ class TrainingConfig:
             raise ValueError(f"alphas must be non-empty with values in (0, 1], got {self.alphas}")
         if self.distance not in ("cosine", "dot", "euclid"):
             raise ValueError(f"distance must be cosine, dot or euclid, got {self.distance!r}")
+        check_seed(self.seed)
+        from queryshift.embeddings import check_device
+
+        check_device(self.device)
         from queryshift.evaluation import _parse_metric
 
         _parse_metric(self.metric)
+
+
+def check_seed(seed: object) -> None:
+    """Refuse a seed numpy, torch and the Hugging Face trainer cannot all take: an int in [0, 2**32 - 1].
+
+    Example:
+        >>> check_seed(-5)
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be an integer in [0, 4294967295] (numpy and torch seeds), got -5
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, {2**32 - 1}] (numpy and torch seeds), got {seed!r}")

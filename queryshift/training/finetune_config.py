@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from queryshift.embeddings import DEFAULT_MODEL
+from queryshift.training.config import check_seed
 
 __all__ = ["FinetuneConfig"]
 
@@ -81,6 +82,7 @@ class FinetuneConfig:
     seed: int = field(default=0, metadata={"help": "seed for the validation split, batch order and init"})
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a model name or folder, got {self.model!r}")
         for name in ("epochs", "batch_size", "evaluations_per_epoch"):
