@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FinetuneResult", "finetune_model", "REPORT_NAME", "load_finetune_report"]
+__all__ = ["FinetuneResult", "finetune_model", "next_step", "REPORT_NAME", "load_finetune_report"]
 
 REPORT_NAME = "finetune_report.json"
 _REPORT_METRICS = ("ndcg@10", "mrr@10", "hit@1", "hit@5", "hit@10", "recall@10")
@@ -177,13 +177,22 @@ def finetune_model(
         )
 
     tick = time.perf_counter()
-    base_encoder = SentenceTransformerEncoder(config.model, show_progress_bar=show_progress_bar)
+    if config.max_seq_length is not None and config.max_seq_length != model.max_seq_length:
+        # The base model is scored at the length the tuned one trains and is scored at, so the
+        # report compares models, not truncations. (The cache holds vectors at the model's own
+        # length, so these are embedded afresh.)
+        model.max_seq_length = config.max_seq_length
+        base_encoder: Any = _ModelEncoder(model, show_progress_bar=show_progress_bar)
+    else:
+        base_encoder = SentenceTransformerEncoder(config.model, show_progress_bar=show_progress_bar)
     base_metrics = _validation_metrics(base_encoder, validation, distance)
     base_seconds = time.perf_counter() - tick
-    logger.info("base model validation ndcg@10=%.4f", base_metrics["ndcg@10"])
+    logger.info(
+        "base model validation ndcg@10=%.4f (max_seq_length %d)",
+        base_metrics["ndcg@10"],
+        model.max_seq_length,
+    )
 
-    if config.max_seq_length is not None:
-        model.max_seq_length = config.max_seq_length
     pairs = _training_pairs(train, validation, model, config, show_progress_bar=show_progress_bar)
 
     tick = time.perf_counter()
@@ -219,6 +228,7 @@ def finetune_model(
             "queries": validation.num_queries,
             "documents": validation.num_documents,
             "regime": regime,
+            "max_seq_length": int(best_model.max_seq_length),
         },
         best_checkpoint=best,
         eval_history=history,
@@ -237,6 +247,24 @@ def finetune_model(
         (tmp / REPORT_NAME).write_text(json.dumps(_report(result), indent=2, sort_keys=True) + "\n")
     logger.info("saved fine-tuned model to %s", output_dir)
     return result
+
+
+def next_step(result: FinetuneResult) -> str:
+    """What to do with the model: re-index only when it beat the base model on validation.
+
+    A model that lost (or tied) must not be deployed, so no ``reindex`` command is suggested for it.
+    """
+    if not result.improved:
+        v = result.validation
+        return (
+            f"Saved to {result.model_path}, but the fine-tuned model does not beat the base model on "
+            f"validation (ndcg@10 {v['finetuned']['ndcg@10']:.4f} vs {v['base']['ndcg@10']:.4f}): keep the "
+            "base model and do not re-index; a query adapter (queryshift train) leaves the collection as it is."
+        )
+    return (
+        f"Saved to {result.model_path}. Re-embed your collection with: queryshift reindex --model "
+        f"{result.model_path} --source OLD --target NEW --alias ALIAS ..."
+    )
 
 
 def load_finetune_report(path: str | Path) -> dict[str, Any]:
@@ -393,7 +421,7 @@ def _build_trainer(
     )
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
     from torch.cuda import is_available as cuda_available
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     evaluator = InformationRetrievalEvaluator(
         queries=validation.queries,
@@ -445,10 +473,25 @@ def _build_trainer(
         loss=_build_loss(model, config),
         evaluator=evaluator,
     )
-    if not show_progress_bar:
-        # Without bars the trainer falls back to printing every log dict; the library never prints.
-        trainer.remove_callback(PrinterCallback)
+    # The trainer prints every log dict to stdout (PrinterCallback without bars, tqdm.write with
+    # them), which would corrupt `--json` output; the library never prints, so they go to the log.
+    trainer.remove_callback(PrinterCallback)
+    if show_progress_bar:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_logging_progress_callback())
     return trainer
+
+
+def _logging_progress_callback():
+    """A ``ProgressCallback`` (tqdm bars on stderr) whose log dicts go to ``logger.info``, not stdout."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class LoggingProgressCallback(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                logger.info("trainer: %s", {k: v for k, v in logs.items() if k != "total_flos"})
+
+    return LoggingProgressCallback()
 
 
 def _best_metric_key(model: SentenceTransformer) -> str:
