@@ -41,3 +41,16 @@ def test_finetune_scores_both_models_at_the_same_length_and_never_suggests_reind
     assert validation["finetuned"]["ndcg@10"] == pytest.approx(validation["base"]["ndcg@10"], abs=1e-6)
     assert "reindex" not in result.stdout and "does not beat the base model" in result.stdout
     assert "train_runtime" not in result.stdout  # the trainer's log dicts go to the log, not stdout
+
+
+@pytest.mark.slow
+def test_advise_json_is_pure_json_on_stdout(tmp_path):
+    from queryshift.cli import main
+
+    data = save_llamaindex_json(_long_texts(), tmp_path / "long.json")
+    args = ["advise", str(data), "--json", "--epochs", "1", "--pseudo-queries", "0", "--validation", "none"]
+    args += ["--finetune-epochs", "1", "--finetune-batch-size", "4", "--finetune-max-seq-length", "16"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    advice = json.loads(result.stdout)  # nothing but the JSON document on stdout
+    assert advice["recommendation"] in ("adapter", "finetune", "none")
