@@ -11,7 +11,7 @@ import click
 
 from queryshift.cli.common import FORMATS, training_config, training_options, user_errors
 from queryshift.data import load_dataset
-from queryshift.embeddings import SentenceTransformerEncoder
+from queryshift.embeddings import SentenceTransformerEncoder, check_device
 
 
 def _finetune_options(prefix: str = "", unprefixed: tuple[str, ...] = ()):
@@ -66,7 +66,7 @@ def _finetune_config(params: dict):
 @_finetune_options()
 def finetune(data, output, data_format, split_name, validation_data, **params):
     """Fine-tune the embedding model itself on DATA (every document must then be re-embedded)."""
-    from queryshift.training.finetune import finetune_model
+    from queryshift.training.finetune import finetune_model, next_step
 
     with user_errors():
         config = _finetune_config(params)
@@ -86,12 +86,7 @@ def finetune(data, output, data_format, split_name, validation_data, **params):
         f"kept the checkpoint of epoch {best['epoch']:g} (step {best['step']}); "
         f"{result.train_pairs} pairs trained in {result.seconds['train']:.0f}s on {result.device}"
     )
-    if not result.improved:
-        click.echo("The fine-tuned model does not beat the base model on validation: keep the base model.")
-    click.echo(
-        f"Saved to {output}. Re-embed your collection with: queryshift reindex --model {output} "
-        "--source OLD --target NEW --alias ALIAS ..."
-    )
+    click.echo(next_step(result))  # suggests `reindex` only for a model that beat the base model
 
 
 @click.command()
@@ -152,6 +147,8 @@ def reindex(
         raise click.BadParameter(
             "pass exactly one of --qdrant-url or --qdrant-path", param_hint="--qdrant-url/--qdrant-path"
         )
+    with user_errors():
+        check_device(device)  # before any data is read or collection opened
     if (text_field is None) == (texts_data is None):
         raise click.BadParameter(
             "pass exactly one of --text-field or --texts", param_hint="--text-field/--texts"

@@ -42,3 +42,42 @@ def test_cuda_index_beyond_the_gpus_is_refused():
     count = torch.cuda.device_count()  # 0 on a CPU machine: then "no cuda device"
     with pytest.raises(ValueError, match=rf"device 'cuda:{count}' (does not exist|was asked for)"):
         check_device(f"cuda:{count}")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device", "bogus"], "device 'bogus' is not a torch device"),
+        (["--seed", "-5"], "seed must be an integer in"),
+        (["--seed", str(2**40)], "seed must be an integer in"),
+    ],
+)
+def test_cli_train_refuses_bad_device_and_seed_before_reading_data(tmp_path, flags, message):
+    from click.testing import CliRunner
+
+    from queryshift.cli import main
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")  # reading it would fail: the flag must fail first
+    result = CliRunner().invoke(main, ["train", str(broken), "-o", str(tmp_path / "out"), *flags])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_reindex_refuses_bad_device_before_opening_anything(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from queryshift.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    folder = tmp_path / "qdrant"
+    args = ["reindex", "--qdrant-path", str(folder), "--source", "a", "--target", "b", "--alias", "c"]
+    result = CliRunner().invoke(main, [*args, "--model", "m", "--text-field", "t", "--device", "cuda"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "Error: device 'cuda' was asked for, but torch sees no cuda"
+    )
+    assert not folder.exists()  # no Qdrant folder was created
