@@ -69,6 +69,8 @@ def test_export_round_trip_matches_adapter_and_base(kind, normalize, base, tmp_p
         np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-6)
     assert np.array_equal(model.encode_document(TEXTS), base.encode_document(TEXTS))
     assert np.array_equal(model.encode(TEXTS), base.encode(TEXTS))  # no task: the document route
+    routed = model.encode(TEXTS, task="query")  # what callers of plain encode() ask for
+    assert np.abs(routed - adapter.apply(base.encode(TEXTS, normalize_embeddings=True))).max() <= 1e-5
 
 
 def test_base_ending_in_normalize_gets_no_second_normalize(tmp_path):
