@@ -67,11 +67,15 @@ def _error(message: str, status: int, param: str | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def parse_request(body: bytes, config: ServeConfig, *, dim: int) -> tuple[list[str], str, str, bool]:
-    """Validate an embeddings request body: ``(texts, task, encoding_format, was_single_string)``.
+def parse_request(body: bytes, config: ServeConfig, *, dim: int) -> tuple[list[str], str, str]:
+    """Validate an embeddings request body: ``(texts, task, encoding_format)``.
 
     Raises:
         RequestError: With the field at fault and what was expected.
+
+    Example:
+        >>> parse_request(b'{"input": "hi", "input_type": "passage"}', ServeConfig(), dim=8)
+        (['hi'], 'document', 'float')
     """
     try:
         data = json.loads(body)
@@ -86,11 +90,15 @@ def parse_request(body: bytes, config: ServeConfig, *, dim: int) -> tuple[list[s
         raise RequestError("missing field 'input': a string or a list of strings", param="input")
     if "model" in data and not isinstance(data["model"], str):
         raise RequestError(f"'model' must be a string, got {type(data['model']).__name__}", param="model")
-    raw = data["input"]
-    single = isinstance(raw, str)
-    texts = [raw] if single else raw
+    texts = [data["input"]] if isinstance(data["input"], str) else data["input"]
     if not isinstance(texts, list) or not texts:
         raise RequestError("'input' must be a string or a non-empty list of strings", param="input")
+    if len(texts) > config.max_inputs:
+        raise RequestError(
+            f"'input' has {len(texts)} texts; the limit is {config.max_inputs} per request",
+            status=413,
+            param="input",
+        )
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise RequestError(
@@ -105,12 +113,6 @@ def parse_request(body: bytes, config: ServeConfig, *, dim: int) -> tuple[list[s
                 status=413,
                 param="input",
             )
-    if len(texts) > config.max_inputs:
-        raise RequestError(
-            f"'input' has {len(texts)} texts; the limit is {config.max_inputs} per request",
-            status=413,
-            param="input",
-        )
     encoding = data.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise RequestError(
@@ -134,7 +136,7 @@ def parse_request(body: bytes, config: ServeConfig, *, dim: int) -> tuple[list[s
             raise RequestError(
                 f"'task'={data['task']!r} and 'input_type'={data['input_type']!r} disagree", param="task"
             )
-    return texts, task, encoding, single
+    return texts, task, encoding
 
 
 def _encode_vector(vector: np.ndarray, encoding: str) -> list[float] | str:
@@ -286,7 +288,7 @@ def create_app(
 
     async def embeddings(request: Request) -> Response:
         try:
-            texts, task, encoding, _ = parse_request(
+            texts, task, encoding = parse_request(
                 await _read_body(request, config.max_body_bytes), config, dim=dim
             )
         except RequestError as exc:
