@@ -102,11 +102,11 @@ async def load(url: str, texts: list[str], *, requests: int, concurrency: int) -
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         for i in range(min(20, requests)):  # warm-up, not measured
             await client.post("/v1/embeddings", json={"input": texts[i], "model": "q"})
-        texts_before, passes_before = batch_totals(url)
+        before = batch_totals(url)
         start = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - start
-        texts_after, passes_after = batch_totals(url)
+        after = {name: value - before[name] for name, value in batch_totals(url).items()}
     values = np.array(latencies)
     return {
         "concurrency": concurrency,
@@ -115,20 +115,32 @@ async def load(url: str, texts: list[str], *, requests: int, concurrency: int) -
         "requests_per_s": round(requests / wall, 1),
         "p50_ms": round(float(np.percentile(values, 50)), 2),
         "p99_ms": round(float(np.percentile(values, 99)), 2),
-        "mean_batch_texts": round((texts_after - texts_before) / (passes_after - passes_before), 2),
+        "forward_passes": int(after["queryshift_batch_texts_count"]),
+        "mean_batch_texts": round(
+            after["queryshift_batch_texts_sum"] / after["queryshift_batch_texts_count"], 2
+        ),
+        "mean_forward_ms": round(
+            1000 * after["queryshift_batch_duration_seconds_sum"] / after["queryshift_batch_texts_count"], 2
+        ),
+        "model_share_of_wall": round(after["queryshift_batch_duration_seconds_sum"] / wall, 3),
     }
 
 
-def batch_totals(url: str) -> tuple[float, float]:
-    """``(texts, forward passes)`` of query batches so far, from the server's ``/metrics``."""
+def batch_totals(url: str) -> dict[str, float]:
+    """Texts, forward passes and their seconds for queries so far, from the server's ``/metrics``."""
     import httpx
 
-    totals = {"queryshift_batch_texts_sum": 0.0, "queryshift_batch_texts_count": 0.0}
+    names = (
+        "queryshift_batch_texts_sum",
+        "queryshift_batch_texts_count",
+        "queryshift_batch_duration_seconds_sum",
+    )
+    totals = dict.fromkeys(names, 0.0)
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         name = line.split("{", 1)[0]
         if name in totals and '{task="query"}' in line:
             totals[name] = float(line.rsplit(" ", 1)[1])
-    return totals["queryshift_batch_texts_sum"], totals["queryshift_batch_texts_count"]
+    return totals
 
 
 def render(report: dict) -> str:
@@ -146,15 +158,20 @@ def render(report: dict) -> str:
         f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPUs, shared with other jobs: load average "
         f"(1/5/15 min) {report['load_average_before']} before, {report['load_average_after']} after.",
         "",
-        "| server | concurrency | requests | requests/s | p50 ms | p99 ms | mean texts per forward pass |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server | concurrency | requests | requests/s | p50 ms | p99 ms | texts per forward pass | ms per forward pass | model busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["results"]:
         lines.append(
             f"| {row['server']} | {row['concurrency']} | {row['requests']} | {row['requests_per_s']} | "
-            f"{row['p50_ms']} | {row['p99_ms']} | {row['mean_batch_texts']} |"
+            f"{row['p50_ms']} | {row['p99_ms']} | {row['mean_batch_texts']} | {row['mean_forward_ms']} | "
+            f"{100 * row['model_share_of_wall']:.0f} % |"
         )
     lines += [
+        "",
+        "Texts per forward pass, ms per pass and model busy (the share of the wall time the worker thread spent in "
+        "forward passes plus the adapter) come from the server's `/metrics`; the rest of the time is HTTP, JSON and "
+        "the client, on the same cores.",
         "",
         f"queryshift {report['queryshift_version']}, sentence-transformers {m['sentence_transformers']}, "
         f"torch {m['torch']}, Python {m['python']}.",
