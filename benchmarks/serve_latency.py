@@ -209,8 +209,9 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
                 process.terminate()
                 process.wait(timeout=30)
     report = {
-        "command": "python -m benchmarks.serve_latency "
-        + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(
+            ["python -m benchmarks.serve_latency", shlex.join(argv if argv is not None else sys.argv[1:])]
+        ).rstrip(),
         "config": {
             "requests": args.requests,
             "concurrency": levels,
