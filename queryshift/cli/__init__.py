@@ -3,7 +3,8 @@
 Layout: this module holds the ``click`` group :func:`main`; each command lives in a module of its own
 (``evaluate``/``inspect`` in :mod:`~queryshift.cli.inspection`, ``demo`` in :mod:`~queryshift.cli.demo`,
 ``train`` in :mod:`~queryshift.cli.train`, ``finetune``/``reindex``/``advise`` in
-:mod:`~queryshift.cli.finetune`), built on the flags and error handling of :mod:`~queryshift.cli.common`.
+:mod:`~queryshift.cli.finetune`, ``export`` in :mod:`~queryshift.cli.export`, ``serve`` in
+:mod:`~queryshift.cli.serve`), built on the flags and error handling of :mod:`~queryshift.cli.common`.
 Command modules never import this one, so there is no import circle.
 """
 
@@ -13,7 +14,7 @@ import logging
 
 import click
 
-from queryshift.cli import demo, finetune, inspection, train
+from queryshift.cli import demo, export, finetune, inspection, serve, train
 
 __all__ = ["main"]
 
@@ -35,5 +36,7 @@ for _command in (
     finetune.finetune,
     finetune.reindex,
     finetune.advise,
+    export.export,
+    serve.serve,
 ):
     main.add_command(_command)
