@@ -93,7 +93,9 @@ class LinearAdapter(SavesToDirectory):
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Adapt one query vector ``(dim,)`` or a batch ``(n, dim)``; returns float32 of the same shape."""
-        x, single = check_vectors(vectors, self.dim, base_model=self.config.base_model)  # (n, dim)
+        x, single = check_vectors(
+            vectors, self.dim, base_model=self.config.base_model, distance=self.config.distance
+        )  # (n, dim)
         if self.weight is not None:
             out = x @ self.weight.T + self.bias  # (n, dim)
         else:

@@ -77,7 +77,9 @@ class ResidualMLPAdapter(SavesToDirectory):
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Adapt one query vector ``(dim,)`` or a batch ``(n, dim)``; returns float32 of the same shape."""
-        x, single = check_vectors(vectors, self.dim, base_model=self.config.base_model)  # (n, dim)
+        x, single = check_vectors(
+            vectors, self.dim, base_model=self.config.base_model, distance=self.config.distance
+        )  # (n, dim)
         hidden = gelu(x @ self.w1.T + self.b1)  # (n, hidden_dim)
         out = x + hidden @ self.w2.T + self.b2  # (n, dim)
         return finish_vectors(out, normalize=self.config.normalize, single=single)

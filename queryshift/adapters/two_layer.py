@@ -99,7 +99,9 @@ class TwoLayerAdapter(SavesToDirectory):
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Adapt one query vector ``(dim,)`` or a batch ``(n, dim)``; returns float32 of the same shape."""
-        x, single = check_vectors(vectors, self.dim, base_model=self.config.base_model)  # (n, dim)
+        x, single = check_vectors(
+            vectors, self.dim, base_model=self.config.base_model, distance=self.config.distance
+        )  # (n, dim)
         hidden = np.maximum(x @ self.w1.T + self.b1, np.float32(0.0))  # (n, hidden_dim)
         out = hidden @ self.w2.T + self.b2  # (n, dim)
         if self.residual_weight is not None:

@@ -132,6 +132,23 @@ def test_apply_refuses_nan_naming_the_row(adapter):
         adapter.apply(np.full(DIM, np.nan))
 
 
+@pytest.mark.parametrize("adapter", _adapters(), ids=repr)
+def test_apply_refuses_a_zero_query_under_cosine(adapter):
+    x = np.ones((3, DIM), np.float32)
+    x[2] = 0.0
+    with pytest.raises(
+        ValueError, match=r"query vector row 2 holds all zeros: a zero vector has no direction"
+    ):
+        adapter.apply(x)
+
+
+def test_apply_maps_a_zero_query_under_dot():
+    bias = np.arange(DIM, dtype=np.float32)
+    config = AdapterConfig(kind="linear", dim=DIM, distance="dot", normalize=False)
+    adapter = LinearAdapter(config, weight=np.eye(DIM, dtype=np.float32), bias=bias)
+    np.testing.assert_array_equal(adapter.apply(np.zeros(DIM, np.float32)), bias)  # a dot query may be 0
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize("adapter", _adapters(), ids=repr)
 @pytest.mark.parametrize("scale", [1e30, 1e-30, 3e38 / DIM])
