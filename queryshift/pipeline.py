@@ -17,7 +17,7 @@ from typing import Any
 
 from queryshift.adapters.base import QueryAdapter
 from queryshift.adapters.io import load_adapter, save_adapter
-from queryshift.data import RetrievalDataset, load_dataset
+from queryshift.data import RetrievalDataset, load_dataset, read_json
 from queryshift.embeddings import (
     DEFAULT_MODEL,
     EmbeddedDataset,
@@ -26,6 +26,7 @@ from queryshift.embeddings import (
     embed_dataset,
     load_vectors,
 )
+from queryshift.errors import DataFormatError
 from queryshift.evaluation import bootstrap_difference, evaluate_retrieval
 from queryshift.splits import Split, seen_document_rate, split_dataset
 
@@ -196,11 +197,24 @@ def pseudo_queries_for(
 
 
 def read_heldout(adapter_dir: str | Path) -> list[str] | None:
-    """Held-out query ids saved by :func:`train_and_save`, or ``None``."""
+    """Held-out query ids saved by :func:`train_and_save`, or ``None``.
+
+    Raises:
+        DataFormatError: The file is not UTF-8 JSON, or not a list of distinct query-id strings.
+    """
     path = Path(adapter_dir) / HELDOUT_NAME
     if not path.is_file():
         return None
-    return list(json.loads(path.read_text(encoding="utf-8")))
+    ids = read_json(path)
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise DataFormatError(
+            f"expected a JSON list of query-id strings, got {type(ids).__name__}"
+            + ("" if not isinstance(ids, list) else " with non-string items"),
+            path=path,
+        )
+    if len(set(ids)) != len(ids):
+        raise DataFormatError("a query id is listed twice", path=path)
+    return ids
 
 
 def heldout_subset(dataset: RetrievalDataset, ids: list[str], adapter_dir: Path) -> RetrievalDataset:

@@ -26,7 +26,7 @@ from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
 from queryshift.data import RetrievalDataset, read_jsonl
-from queryshift.embeddings import EmbeddedDataset, Encoder
+from queryshift.embeddings import EmbeddedDataset, Encoder, check_finite
 from queryshift.errors import DataFormatError, DimensionMismatchError, DistanceMismatchError
 from queryshift.integrations.qdrant.client import vector_params
 from queryshift.integrations.qdrant.payload import payload_root, payload_value
@@ -216,6 +216,7 @@ def load_training_data_from_qdrant(
     Raises:
         DataFormatError: A pair line is malformed, or relevant point ids are not in the collection
             (all missing ids are listed with their lines) or lack the vector.
+            A stored vector or an encoded query holds NaN or inf (the point ids are named).
         DimensionMismatchError: The encoder's query vectors do not have the collection's dimension.
 
     Example:
@@ -307,8 +308,10 @@ def load_training_data_from_qdrant(
             f"{where} stores vectors of dim={params.size} but encoder {encoder.model_id!r} produced query "
             f"vectors of shape {query_vectors.shape}; embed queries with the model that embedded the collection"
         )
+    check_finite(query_vectors, query_ids, what=f"query vectors (model {encoder.model_id!r})")
     document_ids = sorted(vectors)
     document_vectors = np.asarray([vectors[d] for d in document_ids], dtype=np.float32)  # (n_documents, dim)
+    check_finite(document_vectors, document_ids, what=f"vectors stored in {where} (ids are point ids)")
     dataset = RetrievalDataset(
         queries=queries,
         documents=documents,
@@ -403,8 +406,11 @@ def mine_hard_negatives_from_qdrant(
             text_field=None,
             batch_size=256,
         )
-        extra = [_vector_of(records[parse_point_id(d)], using) for d in new_ids]
-        document_vectors = np.concatenate([document_vectors, np.asarray(extra, dtype=np.float32)])
+        extra = np.asarray([_vector_of(records[parse_point_id(d)], using) for d in new_ids], dtype=np.float32)
+        check_finite(
+            extra, new_ids, what=f"vectors stored in collection {collection_name!r} (ids are point ids)"
+        )
+        document_vectors = np.concatenate([document_vectors, extra])
         document_ids.extend(new_ids)
         documents.update(dict.fromkeys(new_ids, ""))
         logger.info("added %d mined negatives outside the corpus sample", len(new_ids))
