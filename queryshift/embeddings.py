@@ -7,11 +7,13 @@ model id, the side (query or document) and a hash of the text.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from queryshift.atomic import atomic_write_bytes, atomic_write_text
+from queryshift.atomic import atomic_write_bytes, atomic_write_text, remove_abandoned_in
 from queryshift.data import RetrievalDataset, read_lines
 from queryshift.errors import DataFormatError, DimensionMismatchError
 
@@ -128,11 +130,16 @@ def check_device(device: str | None) -> None:
 
 
 class EmbeddingCache:
-    """Vectors on disk, keyed by (model id, side, sha256 of the text).
+    """Vectors on disk, keyed by (model id, side, sha256 of the text), verified on every read.
 
-    Each call that embeds new texts writes one shard (``.npy`` + ``.json`` of text hashes)
-    atomically, so concurrent or interrupted runs never corrupt the cache; at worst a text is
-    embedded twice.
+    Each call that embeds new texts writes one shard, ``shard-<id>.npz``, atomically: the text
+    hashes, the vectors ``(n, dim)`` and a sha256 digest over both, so a shard that was truncated,
+    emptied, or had its rows reordered is detected when read. Such a shard is removed, its
+    vectors are recomputed, and one warning names it. Shards of queryshift 0.1 (``.npy`` +
+    ``.json``, no digest) cannot be verified and are treated the same way, once.
+
+    Writing is best-effort: concurrent runs never corrupt the cache (at worst a text is embedded
+    twice), and a full disk costs a warning, not the run.
 
     Args:
         directory: Root folder; one sub-folder per model and side.
@@ -150,16 +157,11 @@ class EmbeddingCache:
         if folder not in self._loaded:
             index: dict[str, np.ndarray] = {}
             if folder.is_dir():
-                for meta in sorted(folder.glob("shard-*.json")):
-                    vectors_path = meta.with_suffix(".npy")
-                    if not vectors_path.is_file():
-                        continue
-                    hashes = json.loads(meta.read_text())
-                    vectors = np.load(vectors_path, allow_pickle=False)  # (n, dim)
-                    if len(hashes) != len(vectors):
-                        logger.warning("ignoring inconsistent cache shard %s", meta)
-                        continue
-                    index.update(zip(hashes, vectors, strict=True))
+                for shard in sorted(folder.glob("shard-*.npz")):
+                    rows = _read_shard(shard)
+                    if rows is not None:
+                        index.update(rows)
+                _drop_legacy_shards(folder)
             self._loaded[folder] = index
         return self._loaded[folder]
 
@@ -172,18 +174,81 @@ class EmbeddingCache:
         if missing:
             new = np.asarray(compute([t for _, t in missing]), dtype=np.float32)  # (n_missing, dim)
             new_hashes = [h for h, _ in missing]
-            shard = hashlib.sha256("".join(new_hashes).encode()).hexdigest()[:16]
-            folder.mkdir(parents=True, exist_ok=True)
-            buffer = io.BytesIO()
-            np.save(buffer, new, allow_pickle=False)
-            atomic_write_bytes(folder / f"shard-{shard}.npy", buffer.getvalue())
-            atomic_write_text(folder / f"shard-{shard}.json", json.dumps(new_hashes))
-            if not (folder.parent / "model.json").exists():
-                atomic_write_text(folder.parent / "model.json", json.dumps({"model_id": model_id}))
+            _write_shard(folder, new_hashes, new, model_id)
             index.update(zip(new_hashes, new, strict=True))
         if not texts:
             return np.zeros((0, 0), np.float32)
         return np.stack([index[h] for h in hashes]).astype(np.float32)  # (n, dim)
+
+
+_SHARD_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+def _shard_digest(hashes: np.ndarray, vectors: np.ndarray) -> str:
+    """sha256 over the row hashes and the vectors, in row order: a reordered row changes it."""
+    digest = hashlib.sha256("\n".join(hashes.tolist()).encode())
+    digest.update(repr(vectors.shape).encode())
+    digest.update(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+def _write_shard(folder: Path, hashes: list[str], vectors: np.ndarray, model_id: str) -> None:
+    """Write one verified shard; a failure (disk full, read-only cache) is a warning, not an error."""
+    keys = np.asarray(hashes, dtype="<U64")  # (n,)
+    buffer = io.BytesIO()
+    np.savez(buffer, hashes=keys, vectors=vectors, digest=np.asarray(_shard_digest(keys, vectors)))
+    name = f"shard-{hashlib.sha256(''.join(hashes).encode()).hexdigest()[:16]}-{os.urandom(4).hex()}.npz"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / name, buffer.getvalue())
+        if not (folder.parent / "model.json").exists():
+            atomic_write_text(folder.parent / "model.json", json.dumps({"model_id": model_id}))
+    except OSError as exc:
+        logger.warning(
+            "embedding cache not written, %d vectors will be recomputed next time: %s", len(hashes), exc
+        )
+        return
+    remove_abandoned_in(folder)
+
+
+def _read_shard(path: Path) -> dict[str, np.ndarray] | None:
+    """The rows of a shard that passes its digest check; ``None`` (and the shard removed) otherwise."""
+    try:
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as data:
+            hashes, vectors, digest = data["hashes"], data["vectors"], str(data["digest"])
+        problem = None
+        if vectors.ndim != 2 or hashes.shape != (len(vectors),) or vectors.dtype != np.float32:
+            problem = f"shape {vectors.shape} for {hashes.shape} rows"
+        elif _shard_digest(hashes, vectors) != digest:
+            problem = "its checksum does not match (rows changed or reordered)"
+    except FileNotFoundError:  # removed by a concurrent run that found it bad
+        return None
+    except _SHARD_ERRORS as exc:
+        problem = f"unreadable ({type(exc).__name__}: {exc})"
+    if problem is None:
+        return dict(zip(hashes.tolist(), vectors, strict=True))
+    logger.warning(
+        "embedding cache shard %s is corrupt: %s; removing it, its vectors will be recomputed", path, problem
+    )
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return None
+
+
+def _drop_legacy_shards(folder: Path) -> None:
+    """Remove queryshift 0.1 shards (``.npy`` + ``.json`` without a digest): they cannot be verified."""
+    legacy = sorted(folder.glob("shard-*.json")) + sorted(folder.glob("shard-*.npy"))
+    if not legacy:
+        return
+    logger.warning(
+        "%d embedding cache files in %s predate checksums and cannot be verified; removing them, "
+        "their vectors will be recomputed",
+        len(legacy),
+        folder,
+    )
+    for path in legacy:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 class SentenceTransformerEncoder:

@@ -14,6 +14,8 @@ __all__ = [
     "DistanceMismatchError",
     "AdapterFormatError",
     "MissingDependencyError",
+    "OutputPathError",
+    "ArtifactWriteError",
 ]
 
 
@@ -55,3 +57,14 @@ class AdapterFormatError(QueryshiftError, ValueError):
 
 class MissingDependencyError(QueryshiftError, ImportError):
     """An optional extra is needed; the message gives the ``pip install`` command."""
+
+
+class OutputPathError(QueryshiftError, ValueError):
+    """An output directory may not be written: it holds the user's files, the input, or is read-only."""
+
+
+class ArtifactWriteError(QueryshiftError, OSError):
+    """Writing an artifact failed (e.g. the disk is full); nothing half-written was left behind."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
