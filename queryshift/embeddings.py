@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 
 from queryshift.atomic import atomic_write_bytes, atomic_write_text, remove_abandoned_in
 from queryshift.data import RetrievalDataset, read_lines
-from queryshift.errors import DataFormatError, DimensionMismatchError
+from queryshift.errors import AdapterFormatError, DataFormatError, DimensionMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ __all__ = [
     "EmbeddedDataset",
     "embed_dataset",
     "resolve_model_name",
+    "model_name_from_config",
     "default_cache_dir",
     "load_vectors",
     "check_finite",
@@ -127,6 +129,38 @@ def check_device(device: str | None) -> None:
     count = backend.device_count() if hasattr(backend, "device_count") else 1
     if parsed.index is not None and parsed.index >= count:
         raise ValueError(f"device {device!r} does not exist: torch sees {count} {parsed.type} device(s)")
+
+
+# A Hugging Face model id: "name" or "org/name", no path syntax ("..", "/" at the start, "~").
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(?:/[A-Za-z0-9][A-Za-z0-9_.-]*)?\Z")
+
+
+def model_name_from_config(name: str, *, source: object) -> str:
+    """The model an adapter's recorded ``base_model`` names, treated as a *name*, never as a path.
+
+    ``base_model`` comes from a file (``adapter_config.json``) that may have been written
+    elsewhere or edited, so it must not point this machine at an arbitrary folder
+    (``"../../../../etc"``). A known name (the bundled default) or a Hugging Face model id is
+    returned as is, for :func:`resolve_model_name` to resolve; ``NAME@PATH`` (how an encoder's
+    ``model_id`` records a resolved default) gives ``NAME``. Anything path-like, or an id that
+    also exists as a local folder, is refused: pass the model explicitly (``--model``) instead.
+
+    Raises:
+        AdapterFormatError: Naming ``source`` and the value.
+
+    Example:
+        >>> model_name_from_config("BAAI/bge-small-en-v1.5", source="adapter_config.json")
+        'BAAI/bge-small-en-v1.5'
+    """
+    candidate = name.split("@", 1)[0] if "@" in name else name
+    if candidate in _BUNDLED:
+        return candidate
+    if not _MODEL_ID.match(candidate) or ".." in candidate or Path(candidate).exists():
+        raise AdapterFormatError(
+            f"{source}: field 'base_model' {name!r} is not a model name (it is read as a name, never as a "
+            "path); pass the model to use explicitly with --model"
+        )
+    return candidate
 
 
 class EmbeddingCache:

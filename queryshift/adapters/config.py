@@ -8,6 +8,7 @@ validated and compared without touching any weights.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from queryshift.errors import AdapterFormatError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AdapterConfig", "FORMAT_VERSION", "ADAPTER_KINDS", "DISTANCES"]
+__all__ = ["AdapterConfig", "parse_adapter_config", "FORMAT_VERSION", "ADAPTER_KINDS", "DISTANCES"]
 
 FORMAT_VERSION = 1
 ADAPTER_KINDS = ("linear", "low_rank", "residual_mlp", "two_layer")
@@ -25,6 +26,44 @@ DISTANCES = ("cosine", "dot", "euclid")
 
 AdapterKind = Literal["linear", "low_rank", "residual_mlp", "two_layer"]
 Distance = Literal["cosine", "dot", "euclid"]
+
+# JSON type of every field, checked exactly: "false" is not a bool, true is not an integer.
+_FIELD_TYPES: dict[str, tuple[type | None, ...]] = {
+    "kind": (str,),
+    "dim": (int,),
+    "rank": (int, None),
+    "hidden_dim": (int, None),
+    "base_model": (str, None),
+    "distance": (str,),
+    "normalize": (bool,),
+    "training": (dict,),
+    "format_version": (int,),
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", None: "null"}
+# Saved by every queryshift; a config without them is damaged, and no default can stand in.
+_REQUIRED = ("format_version", "kind", "dim", "distance", "normalize")
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "a boolean", str: "a string", int: "an integer", float: "a number", dict: "an object"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "an array" if isinstance(value, list) else type(value).__name__)
+
+
+def _check_type(name: str, value: object) -> None:
+    expected = _FIELD_TYPES[name]
+    if value is None:
+        ok = None in expected
+    elif isinstance(value, bool):
+        ok = bool in expected
+    else:
+        ok = any(t is not None and t is not bool and isinstance(value, t) for t in expected)
+    if not ok:
+        wanted = " or ".join(_TYPE_NAMES[t] for t in expected)
+        raise AdapterFormatError(
+            f"field '{name}' must be {wanted}, got {json.dumps(value, default=repr)} ({_json_type(value)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -66,29 +105,31 @@ class AdapterConfig:
     format_version: int = field(default=FORMAT_VERSION, metadata={"help": "on-disk format version"})
 
     def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            _check_type(item.name, getattr(self, item.name))
         if self.kind not in ADAPTER_KINDS:
-            raise AdapterFormatError(f"kind must be one of {ADAPTER_KINDS}, got {self.kind!r}")
-        if not isinstance(self.dim, int) or self.dim <= 0:
-            raise AdapterFormatError(f"dim must be a positive integer, got {self.dim!r}")
+            raise AdapterFormatError(f"field 'kind' must be one of {ADAPTER_KINDS}, got {self.kind!r}")
+        if self.dim <= 0:
+            raise AdapterFormatError(f"field 'dim' must be a positive integer, got {self.dim!r}")
         if self.distance not in DISTANCES:
-            raise AdapterFormatError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
+            raise AdapterFormatError(f"field 'distance' must be one of {DISTANCES}, got {self.distance!r}")
         if self.kind == "low_rank":
             if not isinstance(self.rank, int) or not 0 < self.rank <= self.dim:
                 raise AdapterFormatError(
-                    f"rank must be an integer in 1..dim={self.dim} for a low_rank adapter, got {self.rank!r}"
+                    f"field 'rank' must be an integer in 1..dim={self.dim} for a low_rank adapter, got {self.rank!r}"
                 )
         elif self.rank is not None:
             raise AdapterFormatError(
-                f"rank is only meaningful for kind='low_rank', got rank={self.rank} with kind={self.kind!r}"
+                f"field 'rank' is only meaningful for kind='low_rank', got rank={self.rank} with kind={self.kind!r}"
             )
         if self.kind in ("residual_mlp", "two_layer"):
             if not isinstance(self.hidden_dim, int) or self.hidden_dim <= 0:
                 raise AdapterFormatError(
-                    f"hidden_dim must be a positive integer for {self.kind}, got {self.hidden_dim!r}"
+                    f"field 'hidden_dim' must be a positive integer for {self.kind}, got {self.hidden_dim!r}"
                 )
         elif self.hidden_dim is not None:
             raise AdapterFormatError(
-                f"hidden_dim is only meaningful for kind='residual_mlp' or 'two_layer', got hidden_dim={self.hidden_dim} with kind={self.kind!r}"
+                f"field 'hidden_dim' is only meaningful for kind='residual_mlp' or 'two_layer', got hidden_dim={self.hidden_dim} with kind={self.kind!r}"
             )
         if self.format_version != FORMAT_VERSION:
             raise AdapterFormatError(
@@ -106,18 +147,33 @@ class AdapterConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, strict: bool = True, source: object = None) -> AdapterConfig:
-        """Build a config from JSON, rejecting unknown keys (or warning when ``strict=False``)."""
+        """Build a config from JSON, checking every field's presence and type exactly.
+
+        ``format_version``, ``kind``, ``dim``, ``distance`` and ``normalize`` must be present (no
+        default is guessed for a damaged file); unknown keys are refused (or, with
+        ``strict=False``, warned about and ignored). Errors name ``source`` and the field.
+        """
+        where = source or "adapter config"
         if not isinstance(data, dict):
-            raise AdapterFormatError(
-                f"{source or 'adapter config'}: expected a JSON object, got {type(data).__name__}"
-            )
-        known = {f.name for f in dataclasses.fields(cls)}
+            raise AdapterFormatError(f"{where}: expected a JSON object, got {_json_type(data)}")
         data = dict(data)
         data.pop("queryshift_version", None)
+        if "format_version" not in data:
+            raise AdapterFormatError(f"{where}: missing field 'format_version'")
+        try:
+            _check_type("format_version", data["format_version"])
+        except AdapterFormatError as exc:
+            raise AdapterFormatError(f"{where}: {exc}") from None
+        if data["format_version"] != FORMAT_VERSION:  # checked first: a newer format may differ in anything
+            raise AdapterFormatError(
+                f"{where}: adapter format_version {data['format_version']!r} is not supported by this "
+                f"queryshift (supports {FORMAT_VERSION}); upgrade with `pip install -U queryshift`"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             msg = (
-                f"{source or 'adapter config'}: unknown keys {unknown}; it was probably written by a newer "
+                f"{where}: unknown keys {unknown}; it was probably written by a newer "
                 "queryshift (`pip install -U queryshift`)"
             )
             if strict:
@@ -125,9 +181,56 @@ class AdapterConfig:
             warnings.warn(msg, stacklevel=3)
             for key in unknown:
                 data.pop(key)
-        if "format_version" not in data:
-            raise AdapterFormatError(f"{source or 'adapter config'}: missing field 'format_version'")
+        missing = [name for name in _REQUIRED if name not in data]
+        if missing:
+            raise AdapterFormatError(
+                f"{where}: missing field '{missing[0]}' ({' or '.join(_TYPE_NAMES[t] for t in _FIELD_TYPES[missing[0]])})"
+            )
         try:
             return cls(**data)
-        except TypeError as exc:
-            raise AdapterFormatError(f"{source or 'adapter config'}: {exc}") from exc
+        except AdapterFormatError as exc:
+            raise AdapterFormatError(f"{where}: {exc}") from None
+
+
+def parse_adapter_config(data: bytes, *, source: object, strict: bool = True) -> AdapterConfig:
+    """Parse the bytes of an ``adapter_config.json``: UTF-8 JSON, no duplicate keys, strict fields.
+
+    Args:
+        data: The file's bytes.
+        source: The file, named in every error.
+        strict: See :meth:`AdapterConfig.from_dict`.
+
+    Raises:
+        AdapterFormatError: One line naming ``source`` and what is wrong.
+
+    Example:
+        >>> text = b'{"format_version": 1, "kind": "linear", "dim": 4, "distance": "cosine", "normalize": true}'
+        >>> parse_adapter_config(text, source="adapter_config.json").dim
+        4
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AdapterFormatError(
+            f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    try:
+        raw = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise AdapterFormatError(f"{source}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except _DuplicateKeyError as exc:
+        raise AdapterFormatError(f"{source}: key {exc} appears twice") from None
+    return AdapterConfig.from_dict(raw, strict=strict, source=source)
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(repr(key))
+        result[key] = value
+    return result
