@@ -424,8 +424,13 @@ def atomic_directory(path: str | Path, *, what: str = "directory") -> Iterator[P
         ...     _ = (build / "a.txt").write_text("hello")
     """
     target = check_output_directory(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    build, fd = _new_locked(target, directory=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        build, fd = _new_locked(target, directory=True)
+    except OSError as exc:
+        if _disk_full(exc):
+            raise _disk_full_error(target, what) from exc
+        raise
     try:
         try:
             yield build
@@ -433,7 +438,6 @@ def atomic_directory(path: str | Path, *, what: str = "directory") -> Iterator[P
             _fsync_tree(build)
             check_output_directory(target)  # again: the user may have added files meanwhile
             previous = _publish(build, target)
-            _fsync_dir(target.parent)
         except BaseException as exc:
             shutil.rmtree(build, ignore_errors=True)
             if _disk_full(exc):
@@ -441,6 +445,7 @@ def atomic_directory(path: str | Path, *, what: str = "directory") -> Iterator[P
             raise
     finally:
         os.close(fd)
+    _fsync_dir(target.parent)  # the new version is in place; this makes the swap itself durable
     for old in previous:
         shutil.rmtree(old, ignore_errors=True)
     remove_abandoned(target)
@@ -524,12 +529,17 @@ class DirectorySnapshot:
     files: dict[str, bytes]
 
 
-def read_directory(path: str | Path, wanted: Iterable[str]) -> DirectorySnapshot:
+def read_directory(path: str | Path, wanted: Iterable[str], *, what: str = "directory") -> DirectorySnapshot:
     """Read the ``wanted`` files (relative paths) of the directory ``path``, all from one version.
 
     The directory is opened once and each file is read relative to that handle, so a concurrent
     :func:`atomic_directory` swap cannot mix an old file with a new one. If the version being read
     is removed by the writer mid-read, the read starts again on the new one.
+
+    Args:
+        path: The directory.
+        wanted: Relative paths of the files to read; those missing are left out of ``files``.
+        what: What the directory is, for error messages ("adapter directory").
 
     Raises:
         FileNotFoundError: ``path`` is missing (naming a copy an interrupted save left aside, if any).
@@ -553,9 +563,9 @@ def read_directory(path: str | Path, wanted: Iterable[str]) -> DirectorySnapshot
                 time.sleep(0.002)  # a two-rename swap is between its steps
                 continue
             hint = f" (an interrupted save left the previous version in {aside[0]})" if aside else ""
-            raise FileNotFoundError(f"directory {path} does not exist{hint}") from None
+            raise FileNotFoundError(f"{what} {path} does not exist{hint}") from None
         except NotADirectoryError:
-            raise NotADirectoryError(f"{path} is not a directory") from None
+            raise NotADirectoryError(f"{what} {path} is not a directory") from None
         try:
             names = frozenset(os.listdir(fd))
             files = {name: _read_at(fd, name) for name in wanted}

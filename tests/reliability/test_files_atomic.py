@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -180,7 +179,6 @@ def test_concurrent_writers_and_readers_in_processes(tmp_path, no_fsync):
     errors, reads, stop = context.Queue(), context.Queue(), context.Event()
     writers = [context.Process(target=_writer, args=(target, n * 1000, 100, errors)) for n in range(2)]
     readers = [context.Process(target=_reader, args=(target, stop, errors, reads)) for _ in range(2)]
-    started = time.perf_counter()
     for process in readers + writers:
         process.start()
     for process in writers:
@@ -195,7 +193,6 @@ def test_concurrent_writers_and_readers_in_processes(tmp_path, no_fsync):
     assert sum(reads.get() for _ in readers) >= 50
     assert _version(target).startswith("w")
     assert _siblings(target) == []
-    assert time.perf_counter() - started < 20
 
 
 def test_without_an_atomic_exchange_concurrent_writers_still_succeed(tmp_path, monkeypatch, no_fsync):
