@@ -83,15 +83,20 @@ def no_fsync(monkeypatch):
 
 
 def _inject(monkeypatch, at: int, action) -> list[int]:
-    """Wrap every step so that call number ``at`` runs ``action`` (raise, or kill the process)."""
-    calls = [0]
+    """Wrap every step so that call number ``at`` runs ``action`` first (raise, kill, or read)."""
+    calls, busy = [0], []
     for owner, name in _STEPS:
         original = getattr(owner, name)
 
         def wrapper(*args, _original=original, **kwargs):
-            calls[0] += 1
-            if calls[0] == at:
-                action()
+            if not busy:  # the action's own file-system calls are not steps of the save
+                calls[0] += 1
+                if calls[0] == at:
+                    busy.append(True)
+                    try:
+                        action()
+                    finally:
+                        busy.clear()
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(owner, name, wrapper)
@@ -124,6 +129,21 @@ def test_a_fault_at_any_step_leaves_the_old_or_the_new_version_whole(tmp_path, m
         at += 1
     assert seen == {"old", "new"} and at > 15
     assert _siblings(target) == []  # each save removed its build, the next one any debris
+
+
+def test_a_reader_between_any_two_steps_of_a_save_finds_a_whole_version(tmp_path, monkeypatch, no_fsync):
+    target = tmp_path / "artifact"
+    _save(target, "v0")
+    at, seen = 1, []
+    while True:
+        with monkeypatch.context() as patch:
+            calls = _inject(patch, at, lambda: seen.append(_version(target)))
+            _save(target, f"v{at}")
+        if calls[0] < at:  # the save has fewer steps: all were tried
+            break
+        assert len(seen) == at and seen[-1] in (f"v{at - 1}", f"v{at}")  # read during the save of v{at}
+        at += 1
+    assert at > 15 and seen[-1] == f"v{at - 1}"  # the last steps found the new version in place
 
 
 def _killed_save(target: Path, at: int) -> None:
