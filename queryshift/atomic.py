@@ -218,6 +218,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         raise
     finally:
         os.close(fd)
+    _fsync_dir(path.parent)
     remove_abandoned(path)
     return path
 
