@@ -1,7 +1,9 @@
 """Saving and loading adapter directories: ``adapter_config.json`` + ``adapter.safetensors``.
 
 Weights are only ever read with safetensors, which cannot execute code; pickled files
-(``*.bin``, ``*.pt``) in an adapter directory are refused rather than guessed at.
+(``*.bin``, ``*.pt``) in an adapter directory are refused rather than guessed at. A directory is
+written whole and read from one version (:mod:`queryshift.atomic`), so a save running beside a
+load never hands it a config of one adapter and the weights of another.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load, save
 
 from queryshift.adapters.base import QueryAdapter, adapter_class
-from queryshift.adapters.config import AdapterConfig
-from queryshift.atomic import atomic_directory
+from queryshift.adapters.config import parse_adapter_config
+from queryshift.atomic import atomic_directory, read_directory
 from queryshift.errors import AdapterFormatError
 
 if TYPE_CHECKING:  # the classes import this module to save themselves; loading goes through the registry
@@ -36,7 +38,10 @@ _PICKLE_NAMES = ("pytorch_model.bin", "adapter.bin", "adapter.pt", "model.pt")
 def save_adapter(
     adapter: QueryAdapter, path: str | Path, *, extra_files: dict[str, str] | None = None
 ) -> Path:
-    """Write ``adapter`` to the directory ``path``; an existing directory is replaced atomically.
+    """Write ``adapter`` to the directory ``path``, swapped in whole (see :mod:`queryshift.atomic`).
+
+    An existing ``path`` is replaced only if queryshift wrote it (an adapter, a fine-tuned model,
+    an empty directory); a directory holding anything else is refused before anything is touched.
 
     Args:
         adapter: Any queryshift adapter.
@@ -46,6 +51,10 @@ def save_adapter(
     Returns:
         The directory written.
 
+    Raises:
+        OutputPathError: ``path`` holds files queryshift did not write, is the current directory, ...
+        ArtifactWriteError: The disk filled up; the previous version, if any, is untouched.
+
     Example:
         >>> import tempfile, numpy as np
         >>> from queryshift.adapters import LinearAdapter
@@ -54,18 +63,18 @@ def save_adapter(
         (4,)
     """
     path = Path(path)
-    with atomic_directory(path) as tmp:
-        config_text = json.dumps(adapter.config.to_dict(), indent=2, sort_keys=True)
-        (tmp / CONFIG_NAME).write_text(config_text + "\n", encoding="utf-8")
-        tensors = {name: np.ascontiguousarray(t, dtype=np.float32) for name, t in adapter.tensors().items()}
-        save_file(
-            tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "queryshift", "kind": adapter.config.kind}
-        )
+    for name in extra_files or {}:
+        if "/" in name or name.startswith(".") or name in (CONFIG_NAME, WEIGHTS_NAME):
+            raise ValueError(
+                f"extra file name {name!r} must be a plain file name other than the adapter's own"
+            )
+    config_text = json.dumps(adapter.config.to_dict(), indent=2, sort_keys=True) + "\n"
+    tensors = {name: np.ascontiguousarray(t, dtype=np.float32) for name, t in adapter.tensors().items()}
+    weights = save(tensors, metadata={"format": "queryshift", "kind": adapter.config.kind})
+    with atomic_directory(path, what="adapter") as tmp:
+        (tmp / CONFIG_NAME).write_bytes(config_text.encode("utf-8"))
+        (tmp / WEIGHTS_NAME).write_bytes(weights)
         for name, text in (extra_files or {}).items():
-            if "/" in name or name in (CONFIG_NAME, WEIGHTS_NAME):
-                raise ValueError(
-                    f"extra file name {name!r} must be a plain file name other than the adapter's own"
-                )
             (tmp / name).write_text(text, encoding="utf-8")
     logger.info("saved %r to %s", adapter, path)
     return path
@@ -76,39 +85,38 @@ def load_adapter(
 ) -> LinearAdapter | ResidualMLPAdapter | TwoLayerAdapter:
     """Load an adapter directory written by :func:`save_adapter`.
 
+    Both files are read from the same version of the directory, so a save running meanwhile
+    gives the old adapter or the new one, never a mix.
+
     Args:
         path: Directory holding ``adapter_config.json`` and ``adapter.safetensors``.
         strict: Refuse unknown config keys (``True``) or warn and ignore them (``False``).
 
     Raises:
         FileNotFoundError: ``path`` or one of the two files is missing.
-        AdapterFormatError: Unknown format version, shape/dim mismatch, or weights that are not safetensors.
+        AdapterFormatError: Unknown format version, a field missing or of the wrong type, shape/dim
+            mismatch, or weights that are not safetensors.
     """
     path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"adapter directory {path} does not exist")
+    snapshot = read_directory(path, [CONFIG_NAME, WEIGHTS_NAME], what="adapter directory")
     config_path = path / CONFIG_NAME
     weights_path = path / WEIGHTS_NAME
-    if not config_path.is_file():
+    if CONFIG_NAME not in snapshot.files:
         hint = ""
-        if (path / "config.json").is_file():
+        if "config.json" in snapshot.names:
             hint = " (this looks like a LlamaIndex adapter: use queryshift.integrations.llamaindex.load_llamaindex_adapter)"
         raise FileNotFoundError(f"{config_path} not found{hint}")
-    if not weights_path.is_file():
-        pickled = [n for n in _PICKLE_NAMES if (path / n).exists()]
+    if WEIGHTS_NAME not in snapshot.files:
+        pickled = [n for n in _PICKLE_NAMES if n in snapshot.names]
         if pickled:
             raise AdapterFormatError(
                 f"{path} holds pickled weights {pickled}, which queryshift never loads; "
                 f"it needs {WEIGHTS_NAME} (safetensors)"
             )
         raise FileNotFoundError(f"{weights_path} not found")
+    config = parse_adapter_config(snapshot.files[CONFIG_NAME], source=config_path, strict=strict)
     try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise AdapterFormatError(f"{config_path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
-    config = AdapterConfig.from_dict(raw, strict=strict, source=config_path)
-    try:
-        tensors = load_file(str(weights_path))
+        tensors = load(snapshot.files[WEIGHTS_NAME])
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise AdapterFormatError(f"{weights_path} is not a valid safetensors file: {exc}") from exc
     try:

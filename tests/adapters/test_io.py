@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from queryshift.adapters import AdapterConfig, LinearAdapter, ResidualMLPAdapter, load_adapter, save_adapter
+from queryshift.atomic import MANIFEST_NAME
 from queryshift.errors import AdapterFormatError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +41,7 @@ def test_save_then_load_is_identical(make, rng, tmp_path):
     for name, tensor in adapter.tensors().items():
         np.testing.assert_array_equal(loaded.tensors()[name], tensor)
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        MANIFEST_NAME,  # the files queryshift wrote, so a later save knows it may replace them
         "adapter.safetensors",
         "adapter_config.json",
     ]
@@ -49,12 +51,11 @@ def test_overwrite_is_atomic_and_failed_save_keeps_old(rng, tmp_path, monkeypatc
     target = tmp_path / "a"
     first = _random_linear(rng)
     save_adapter(first, target)
-    import queryshift.adapters.io as io
 
     def boom(*args, **kwargs):
-        raise RuntimeError("disk full")
+        raise RuntimeError("the weights could not be written")
 
-    monkeypatch.setattr(io, "save_file", boom)
+    monkeypatch.setattr(Path, "write_bytes", boom)
     with pytest.raises(RuntimeError):
         save_adapter(_random_linear(rng), target)
     np.testing.assert_array_equal(load_adapter(target).weight, first.weight)

@@ -24,6 +24,7 @@ needs llama-index, and the adapters they return are numpy-only.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import pickle
@@ -37,7 +38,7 @@ from queryshift.adapters.config import AdapterConfig, Distance
 from queryshift.adapters.io import CONFIG_NAME, load_adapter
 from queryshift.adapters.linear import LinearAdapter
 from queryshift.adapters.two_layer import TwoLayerAdapter
-from queryshift.atomic import atomic_directory
+from queryshift.atomic import atomic_directory, read_directory
 from queryshift.errors import AdapterFormatError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def load_llamaindex_adapter(
         >>> from queryshift.adapters import LinearAdapter
         >>> folder = export_llamaindex_adapter(LinearAdapter.identity(dim=4), tempfile.mkdtemp() + "/li")
         >>> sorted(p.name for p in folder.iterdir())
-        ['config.json', 'pytorch_model.bin', 'queryshift_adapter.json']
+        ['.queryshift-manifest.json', 'config.json', 'pytorch_model.bin', 'queryshift_adapter.json']
         >>> adapter = load_llamaindex_adapter(folder)
         >>> adapter
         LinearAdapter(kind='linear', dim=4)
@@ -113,18 +114,20 @@ def load_llamaindex_adapter(
         True
     """
     path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"LlamaIndex adapter folder {path} does not exist")
+    wanted = (LLAMAINDEX_CONFIG_NAME, LLAMAINDEX_WEIGHTS_NAME, PROVENANCE_NAME)
+    snapshot = read_directory(path, wanted, what="LlamaIndex adapter folder")  # one version of each file
     config_path, weights_path = path / LLAMAINDEX_CONFIG_NAME, path / LLAMAINDEX_WEIGHTS_NAME
     for needed in (config_path, weights_path):
-        if not needed.is_file():
+        if needed.name not in snapshot.files:
             raise FileNotFoundError(
                 f"{needed} not found; a LlamaIndex adapter folder holds {LLAMAINDEX_CONFIG_NAME} and "
                 f"{LLAMAINDEX_WEIGHTS_NAME} (as written by BaseAdapter.save)"
             )
-    raw = _read_json(config_path)
-    provenance = _read_json(path / PROVENANCE_NAME) if (path / PROVENANCE_NAME).is_file() else {}
-    state = _load_state_dict(weights_path)  # name → float32 array
+    raw = _read_json(config_path, snapshot.files[LLAMAINDEX_CONFIG_NAME])
+    provenance = {}
+    if PROVENANCE_NAME in snapshot.files:
+        provenance = _read_json(path / PROVENANCE_NAME, snapshot.files[PROVENANCE_NAME])
+    state = _load_state_dict(weights_path, snapshot.files[LLAMAINDEX_WEIGHTS_NAME])  # name → float32 array
 
     fields: dict[str, Any] = {
         "normalize": normalize if normalize is not None else bool(provenance.get("normalize", False)),
@@ -213,7 +216,7 @@ def export_llamaindex_adapter(adapter: QueryAdapter, path: str | Path) -> Path:
         "distance": adapter.config.distance,
         "base_model": adapter.config.base_model,
     }
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, what="LlamaIndex adapter") as tmp:
         (tmp / LLAMAINDEX_CONFIG_NAME).write_text(json.dumps(config), encoding="utf-8")
         torch.save(tensors, tmp / LLAMAINDEX_WEIGHTS_NAME)
         (tmp / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", "utf-8")
@@ -232,9 +235,13 @@ def _import_torch() -> Any:
     return torch
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, data: bytes) -> dict[str, Any]:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise AdapterFormatError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
     except json.JSONDecodeError as exc:
         raise AdapterFormatError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
     if not isinstance(raw, dict):
@@ -242,10 +249,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _load_state_dict(path: Path) -> dict[str, np.ndarray]:
+def _load_state_dict(path: Path, data: bytes) -> dict[str, np.ndarray]:
     torch = _import_torch()
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise AdapterFormatError(
             f"{path} was refused by torch.load(weights_only=True): it holds something other than tensors "
@@ -261,6 +268,11 @@ def _load_state_dict(path: Path) -> dict[str, np.ndarray]:
         if not isinstance(value, torch.Tensor):
             raise AdapterFormatError(
                 f"{path}: state_dict entry {name!r} is a {type(value).__name__}, expected a tensor"
+            )
+        if value.layout != torch.strided:  # LlamaIndex saves dense tensors; a sparse one was made elsewhere
+            raise AdapterFormatError(
+                f"{path}: tensor {name!r} is sparse ({value.layout}); expected dense tensors, "
+                "e.g. save state_dict values with .to_dense()"
             )
         out[str(name)] = value.detach().to(torch.float32).cpu().numpy()
     return out

@@ -212,6 +212,7 @@ def test_export_then_load_gives_identical_query_vectors(make, rng, queries, tmp_
     for field in ("normalize", "distance", "base_model", "dim"):
         assert getattr(loaded.config, field) == getattr(adapter.config, field)
     assert sorted(p.name for p in folder.iterdir()) == [
+        ".queryshift-manifest.json",  # what queryshift wrote, so a later export may replace it
         "config.json",
         "pytorch_model.bin",
         "queryshift_adapter.json",
