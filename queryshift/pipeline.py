@@ -17,6 +17,7 @@ from typing import Any
 
 from queryshift.adapters.base import QueryAdapter
 from queryshift.adapters.io import load_adapter, save_adapter
+from queryshift.atomic import check_output_directory
 from queryshift.data import RetrievalDataset, load_dataset, read_json
 from queryshift.embeddings import (
     DEFAULT_MODEL,
@@ -331,6 +332,10 @@ def run_training(
     Returns:
         A :class:`TrainingRun`; ``run.report()`` gives the summary lines the CLI prints.
 
+    Raises:
+        OutputPathError: ``output`` holds files queryshift did not write, is or contains an input or
+            the current directory, or cannot be written; raised before anything is loaded or embedded.
+
     Example:
         Train on a LlamaIndex-format file, holding out half of the queries, and print the report::
 
@@ -339,6 +344,8 @@ def run_training(
     """
     from queryshift.training.config import TrainingConfig
 
+    inputs = (data, pairs, index_data, query_vectors, document_vectors)
+    check_output_directory(output, protect=[p for p in inputs if p is not None])  # refuse before any work
     config = TrainingConfig() if config is None else config
     if collection is not None:
         config, encoder, embedded = _embedded_from_qdrant(

@@ -66,9 +66,12 @@ def _finetune_config(params: dict):
 @_finetune_options()
 def finetune(data, output, data_format, split_name, validation_data, **params):
     """Fine-tune the embedding model itself on DATA (every document must then be re-embedded)."""
+    from queryshift.atomic import check_output_directory
     from queryshift.training.finetune import finetune_model, next_step
 
     with user_errors():
+        inputs = [data] + ([validation_data] if validation_data else [])
+        check_output_directory(output, protect=inputs)  # before any model is loaded or trained
         config = _finetune_config(params)
         dataset = load_dataset(data, format=data_format, split=split_name)
         validation = (

@@ -9,7 +9,7 @@ import click
 
 from queryshift.cli.common import FORMATS, embed, user_errors
 from queryshift.data import load_dataset
-from queryshift.embeddings import DEFAULT_MODEL, SentenceTransformerEncoder
+from queryshift.embeddings import DEFAULT_MODEL, SentenceTransformerEncoder, model_name_from_config
 
 
 @click.command()
@@ -36,15 +36,18 @@ def evaluate(
 ):
     """Compare base and adapted retrieval on DATA (whole corpus searched, documents untouched)."""
     from queryshift.adapters import load_adapter
+    from queryshift.adapters.io import CONFIG_NAME
     from queryshift.pipeline import compare_adapter, heldout_subset, read_heldout
 
     with user_errors():
         adapter = load_adapter(adapter_dir)
-        model = model or adapter.config.base_model or DEFAULT_MODEL
-        if adapter.config.base_model and model != adapter.config.base_model:
+        trained = adapter.config.base_model
+        if model is None:  # the recorded base_model is a name, never a path to load from
+            source = Path(adapter_dir) / CONFIG_NAME
+            model = model_name_from_config(trained, source=source) if trained else DEFAULT_MODEL
+        elif trained and model not in (trained, trained.split("@", 1)[0]):
             raise click.BadParameter(
-                f"the adapter was trained on vectors of {adapter.config.base_model!r}, not {model!r}",
-                param_hint="--model",
+                f"the adapter was trained on vectors of {trained!r}, not {model!r}", param_hint="--model"
             )
         dataset = load_dataset(data, format=data_format, split=split_name)
         heldout = read_heldout(adapter_dir)
@@ -96,11 +99,19 @@ def inspect(adapter_dir, as_json):
     ):
         if info.get(key) is not None:
             click.echo(f"  {key}: {info[key]}")
-    training = info.get("training") or {}
-    for name, figures in (training.get("validation") or {}).items():
-        click.echo(
-            f"  validation[{name}]: ndcg@10 {figures['base']['ndcg@10']:.4f} -> {figures['adapted']['ndcg@10']:.4f}"
-        )
+    training = info.get("training") or {}  # free-form: shown when in the form train writes, never trusted
+    validation = training.get("validation")
+    for name, figures in (validation if isinstance(validation, dict) else {}).items():
+        click.echo(f"  validation[{name}]: {_ndcg_change(figures)}")
     for key in ("split_regime", "data_fingerprint", "train_queries", "chosen_epoch", "chosen_alpha"):
         if key in training:
             click.echo(f"  {key}: {training[key]}")
+
+
+def _ndcg_change(figures: object) -> str:
+    """``ndcg@10 base -> adapted`` from a training summary entry, if it has that form."""
+    try:
+        base, adapted = figures["base"]["ndcg@10"], figures["adapted"]["ndcg@10"]  # type: ignore[index]
+        return f"ndcg@10 {float(base):.4f} -> {float(adapted):.4f}"
+    except (KeyError, TypeError, ValueError):
+        return "(not in the expected form)"

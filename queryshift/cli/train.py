@@ -112,9 +112,12 @@ def train(
     **params,
 ):
     """Train a query adapter on DATA (or on a Qdrant collection's stored vectors) and save it to --output."""
+    from queryshift.atomic import check_output_directory
     from queryshift.pipeline import run_training
 
     with user_errors():
+        inputs = (data, qdrant_path, pairs_path, index_data, query_vectors, document_vectors)
+        check_output_directory(output, protect=[p for p in inputs if p is not None])  # before any work
         config = training_config(params)
         qdrant = None
         if collection is not None:
