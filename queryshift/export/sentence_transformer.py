@@ -53,7 +53,14 @@ _HIDDEN_KEY = "queryshift_hidden"
 
 
 def needs_trust_remote_code(adapter: QueryAdapter) -> bool:
-    """Whether the exported model must be loaded with ``trust_remote_code=True`` (residual MLPs only)."""
+    """Whether the exported model must be loaded with ``trust_remote_code=True`` (residual MLPs only).
+
+    Example:
+        >>> from queryshift import LinearAdapter, ResidualMLPAdapter
+        >>> mlp = ResidualMLPAdapter.identity(dim=4, hidden_dim=8)
+        >>> needs_trust_remote_code(LinearAdapter.identity(dim=4)), needs_trust_remote_code(mlp)
+        (False, True)
+    """
     return adapter.config.kind == "residual_mlp"
 
 

@@ -87,6 +87,16 @@ def test_base_ending_in_normalize_gets_no_second_normalize(tmp_path):
     assert np.array_equal(model.encode_document(TEXTS), base.encode_document(TEXTS))
 
 
+def test_residual_mlp_export_says_it_needs_trust_remote_code(base, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    path = to_sentence_transformer(make_adapter("residual_mlp"), base, tmp_path / "model")
+    assert (path / "modeling_queryshift.py").is_file()
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        SentenceTransformer(str(path), device="cpu")
+    assert "trust_remote_code=True" in (path / "README.md").read_text()
+
+
 def test_export_refuses_a_base_model_of_another_dimension(tmp_path):
     with pytest.raises(
         DimensionMismatchError, match="adapter expects dim=8, but the base model's embeddings have dim=4"
