@@ -236,7 +236,7 @@ def create_app(
     *,
     config: ServeConfig | None = None,
     model_name: str | None = None,
-) -> Any:
+) -> Starlette:
     """The ASGI app of ``queryshift serve``: adapted query vectors over the OpenAI embeddings API.
 
     ``POST /v1/embeddings`` (also ``/embeddings``) takes ``{"input": str | [str], "model": ...}``
@@ -244,9 +244,13 @@ def create_app(
     (or ``"input_type": "document"`` / ``"search_document"`` / ``"passage"``) it returns
     ``encoder.encode_documents(input)`` unchanged, for indexing. ``encoding_format`` may be
     ``"float"`` or ``"base64"`` (little-endian float32, what the ``openai`` client asks for).
-    The response's ``model`` is ``model_name``; ``usage`` reports 0 tokens (the encoder does
-    not count them). ``GET /health`` says whether the model is ready, ``GET /metrics`` exposes
-    Prometheus counters and histograms, ``GET /v1/models`` lists the one model.
+    The server has one model: any ``model`` string is answered by it, and the response's
+    ``model`` is ``model_name``. ``user`` is accepted (OpenAI clients may send it) and not used;
+    ``usage`` reports 0 tokens (the encoder does not count them); ``dimensions`` is accepted
+    only when it equals the adapter's dim. Other fields are refused with 400.
+
+    ``GET /health`` says whether the model is ready, ``GET /metrics`` exposes Prometheus
+    counters and histograms, ``GET /v1/models`` lists the one model.
 
     Args:
         encoder: Embeds texts (``encode_queries`` / ``encode_documents``), e.g.
