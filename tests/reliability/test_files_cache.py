@@ -12,7 +12,6 @@ import os
 import numpy as np
 import pytest
 
-from queryshift import embeddings
 from queryshift.embeddings import EmbeddingCache
 
 TEXTS = [f"text number {i}" for i in range(12)]
@@ -58,7 +57,7 @@ def _reread(tmp_path, caplog):
 
 @pytest.mark.parametrize("keep", [0, 0.5, 0.99])
 def test_a_truncated_or_empty_shard_is_recomputed_with_one_warning(tmp_path, caplog, keep):
-    (shard,) = _filled(tmp_path, ".npz" if hasattr(embeddings, "_read_shard") else ".npy")  # 0.1: .npy
+    (shard,) = _filled(tmp_path, ".npz")
     data = shard.read_bytes()
     shard.write_bytes(data[: int(len(data) * keep)])
     recomputed, warned = _reread(tmp_path, caplog)
