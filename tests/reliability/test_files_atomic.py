@@ -197,7 +197,7 @@ def test_concurrent_writers_and_readers_in_processes(tmp_path, no_fsync):
     target = tmp_path / "artifact"
     _save(target, "w-start")
     errors, reads, stop = context.Queue(), context.Queue(), context.Event()
-    writers = [context.Process(target=_writer, args=(target, n * 1000, 100, errors)) for n in range(2)]
+    writers = [context.Process(target=_writer, args=(target, n * 1000, 80, errors)) for n in range(2)]
     readers = [context.Process(target=_reader, args=(target, stop, errors, reads)) for _ in range(2)]
     for process in readers + writers:
         process.start()
@@ -222,7 +222,7 @@ def test_without_an_atomic_exchange_concurrent_writers_still_succeed(tmp_path, m
     target = tmp_path / "artifact"
     _save(target, "w-start")
     errors = context.Queue()
-    writers = [context.Process(target=_writer, args=(target, n * 1000, 60, errors)) for n in range(2)]
+    writers = [context.Process(target=_writer, args=(target, n * 1000, 40, errors)) for n in range(2)]
     for process in writers:
         process.start()
     for process in writers:
