@@ -35,7 +35,7 @@ import numpy as np
 
 from queryshift.adapters import LinearAdapter, QueryAdapter, ResidualMLPAdapter, TwoLayerAdapter, load_adapter
 from queryshift.atomic import atomic_directory
-from queryshift.embeddings import resolve_model_name
+from queryshift.embeddings import model_name_from_config, resolve_model_name
 from queryshift.errors import DimensionMismatchError
 
 if TYPE_CHECKING:
@@ -82,8 +82,9 @@ def to_sentence_transformer(
     Args:
         adapter: An adapter, or the directory of a saved one.
         base_model: The model the adapter was trained on: a name, a local path, or a loaded
-            ``SentenceTransformer``. ``None`` takes ``adapter.config.base_model`` (resolved to the
-            bundled offline copy when that is installed).
+            ``SentenceTransformer``. ``None`` takes ``adapter.config.base_model``, read as a model
+            name, never a path (:func:`~queryshift.embeddings.model_name_from_config`), and
+            resolved to the bundled offline copy when that is installed.
         out: Directory to write; an existing one is replaced atomically.
         normalize_input: L2-normalise the base query vector before the adapter. ``True``
             matches how queryshift trains (``SentenceTransformerEncoder(normalize=True)``); a
@@ -163,15 +164,17 @@ def to_sentence_transformer(
 
 
 def _load_base(base_model: object, adapter: QueryAdapter) -> SentenceTransformer:
-    from sentence_transformers import SentenceTransformer
-
-    if isinstance(base_model, SentenceTransformer):
-        return base_model
-    name = base_model if base_model is not None else adapter.config.base_model
+    name = base_model
+    if name is None and adapter.config.base_model:  # a recorded name, never a path to load from
+        name = model_name_from_config(adapter.config.base_model, source="the adapter's config")
     if name is None:
         raise ValueError(
             "no base model: the adapter config records none, so pass base_model (a name or local path)"
         )
+    from sentence_transformers import SentenceTransformer
+
+    if isinstance(name, SentenceTransformer):
+        return name
     return SentenceTransformer(resolve_model_name(str(name)), device="cpu")
 
 

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 from queryshift.adapters.base import QueryAdapter
-from queryshift.adapters.io import load_adapter
-from queryshift.embeddings import SentenceTransformerEncoder
+from queryshift.adapters.io import CONFIG_NAME, load_adapter
+from queryshift.embeddings import SentenceTransformerEncoder, model_name_from_config
 from queryshift.errors import DimensionMismatchError
 from queryshift.serve.config import ServeConfig
 
@@ -27,7 +27,8 @@ def load_service(
 
     Args:
         adapter: An adapter or its directory.
-        model: The base model (name or local path); ``None`` takes the adapter's ``base_model``.
+        model: The base model (name or local path); ``None`` takes the adapter's ``base_model``,
+            read as a model name (:func:`~queryshift.embeddings.model_name_from_config`).
         device: Torch device for the model; ``None`` lets sentence-transformers choose.
         batch_size: Texts per forward pass inside the encoder.
 
@@ -37,11 +38,14 @@ def load_service(
 
     Raises:
         ValueError: Neither ``model`` nor the adapter's config names a base model.
+        AdapterFormatError: The config's ``base_model`` is a path, not a name (pass ``model``).
         DimensionMismatchError: The model's vectors do not have the adapter's dimension.
     """
+    source = Path(adapter) / CONFIG_NAME if isinstance(adapter, (str, Path)) else "the adapter's config"
     if isinstance(adapter, (str, Path)):
         adapter = load_adapter(adapter)
-    model = model or adapter.config.base_model
+    if model is None and adapter.config.base_model:  # a recorded name, never a path to load from
+        model = model_name_from_config(adapter.config.base_model, source=source)
     if model is None:
         raise ValueError("the adapter config records no base model; pass --model NAME_OR_PATH")
     encoder = SentenceTransformerEncoder(model, device=device, batch_size=batch_size, cache=False)

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from queryshift.adapters import LinearAdapter, save_adapter
 from queryshift.cli import main
 from queryshift.data import save_llamaindex_json
+from queryshift.errors import AdapterFormatError
 
 from ..conftest import toy_embedded  # noqa: TID252
 
@@ -141,3 +142,15 @@ def test_a_non_utf8_adapter_config_is_one_line(tmp_path):
     path = _adapter(tmp_path)
     (path / "adapter_config.json").write_bytes(b"\xff\xfe{}")
     _one_line_error(_run("inspect", path), "adapter_config.json: not UTF-8 text")
+
+
+def test_serve_and_export_read_base_model_as_a_name_not_a_path(tmp_path):
+    from queryshift.export import to_sentence_transformer
+    from queryshift.serve import load_service
+
+    path = _adapter(tmp_path, base_model="../../../../etc")
+    with pytest.raises(AdapterFormatError, match="adapter_config.json: field 'base_model'"):
+        load_service(path)  # 0.1 of serve: SentenceTransformer("../../../../etc")
+    with pytest.raises(AdapterFormatError, match="field 'base_model' '../../../../etc' is not a model name"):
+        to_sentence_transformer(path, None, tmp_path / "exported")
+    assert not (tmp_path / "exported").exists()
