@@ -18,6 +18,7 @@ from queryshift.errors import AdapterFormatError, DimensionMismatchError
 __all__ = [
     "QueryAdapter",
     "adapter_class",
+    "check_queries",
     "check_tensor_names",
     "check_vectors",
     "checked_tensor",
@@ -42,10 +43,17 @@ class QueryAdapter(Protocol):
     config: AdapterConfig
 
     @property
-    def dim(self) -> int: ...
+    def dim(self) -> int:
+        """Dimensionality of the adapted vectors (the index's)."""
+        ...
+
+    @property
+    def input_dim(self) -> int:
+        """Dimensionality of the query vectors it takes (``dim`` unless it is a cross-model adapter)."""
+        ...
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
-        """Map one query vector ``(dim,)`` or a batch ``(n, dim)`` to adapted vectors of the same shape."""
+        """Map one query vector ``(input_dim,)`` or a batch ``(n, input_dim)`` to ``(dim,)`` / ``(n, dim)``."""
         ...
 
     def tensors(self) -> dict[str, np.ndarray]:
@@ -53,6 +61,38 @@ class QueryAdapter(Protocol):
         ...
 
     def save(self, path: str | Path) -> Path: ...
+
+
+def check_queries(vectors: object, config: AdapterConfig) -> tuple[np.ndarray, bool]:
+    """:func:`check_vectors` for the query vectors an adapter with ``config`` takes (``config.in_dim``).
+
+    A cross-model adapter's message names both models, and says so when the vectors have the
+    index's dimensionality (queries embedded by the index's model instead of the query model).
+
+    Example:
+        >>> config = AdapterConfig(dim=12, input_dim=8, base_model="new", index_model="old")
+        >>> check_queries(np.ones((2, 12)), config)
+        Traceback (most recent call last):
+        ...
+        queryshift.errors.DimensionMismatchError: adapter maps query vectors of dim=8 (from 'new') into the dim=12 space of the index (embedded by 'old'), got query vectors with dim=12; these have the index's dimensionality: embed the queries with 'new', not with the index's model
+    """
+    if not config.cross_model:
+        return check_vectors(vectors, config.dim, base_model=config.base_model, distance=config.distance)
+    try:
+        return check_vectors(vectors, config.in_dim, distance=config.distance)
+    except DimensionMismatchError:
+        got = np.shape(vectors)[-1] if np.ndim(vectors) in (1, 2) else None
+        if got is None or got == config.in_dim:
+            raise
+        source = f" (from {config.base_model!r})" if config.base_model else ""
+        index = f" (embedded by {config.index_model!r})" if config.index_model else ""
+        hint = ""
+        if got == config.dim:
+            hint = f"; these have the index's dimensionality: embed the queries with {config.base_model or 'the query model'!r}, not with the index's model"
+        raise DimensionMismatchError(
+            f"adapter maps query vectors of dim={config.in_dim}{source} into the dim={config.dim} space of "
+            f"the index{index}, got query vectors with dim={got}{hint}"
+        ) from None
 
 
 def check_vectors(
@@ -191,15 +231,15 @@ def mlp_tensors(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The checked ``(w1, b1, w2, b2)`` of a one-hidden-layer adapter of ``kind`` (class ``owner``).
 
-    Shapes: ``w1`` ``(hidden_dim, dim)``, ``b1`` ``(hidden_dim,)``, ``w2`` ``(dim, hidden_dim)``,
-    ``b2`` ``(dim,)``; shared by :class:`~queryshift.adapters.ResidualMLPAdapter` and
+    Shapes: ``w1`` ``(hidden_dim, in_dim)``, ``b1`` ``(hidden_dim,)``, ``w2`` ``(dim, hidden_dim)``,
+    ``b2`` ``(dim,)`` (``in_dim`` is ``config.in_dim``: ``dim`` unless cross-model); shared by :class:`~queryshift.adapters.ResidualMLPAdapter` and
     :class:`~queryshift.adapters.TwoLayerAdapter`.
     """
     if config.kind != kind:
         raise AdapterFormatError(f"{owner} needs kind {kind!r}, got {config.kind!r}")
     d, h = config.dim, config.hidden_dim
     return (
-        checked_tensor(w1, (h, d), "w1"),
+        checked_tensor(w1, (h, config.in_dim), "w1"),
         checked_tensor(b1, (h,), "b1"),
         checked_tensor(w2, (d, h), "w2"),
         checked_tensor(b2, (d,), "b2"),

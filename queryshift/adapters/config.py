@@ -31,15 +31,19 @@ Distance = Literal["cosine", "dot", "euclid"]
 _FIELD_TYPES: dict[str, tuple[type | None, ...]] = {
     "kind": (str,),
     "dim": (int,),
+    "input_dim": (int, None),
     "rank": (int, None),
     "hidden_dim": (int, None),
     "base_model": (str, None),
+    "index_model": (str, None),
     "distance": (str,),
     "normalize": (bool,),
     "training": (dict,),
     "format_version": (int,),
 }
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", None: "null"}
+# Written only when set: files of same-model adapters stay readable by earlier versions.
+_OMITTED_WHEN_NONE = ("input_dim", "index_model")
 # Saved by every queryshift; a config without them is damaged, and no default can stand in.
 _REQUIRED = ("format_version", "kind", "dim", "distance", "normalize")
 
@@ -73,11 +77,18 @@ class AdapterConfig:
     Args:
         kind: ``"linear"`` (full d×d matrix plus bias), ``"low_rank"`` (I + U Vᵀ plus bias),
             ``"residual_mlp"`` (x + MLP(x)) or ``"two_layer"`` (LlamaIndex's ``TwoLayerNN``, imported).
-        dim: Dimensionality of the embedding space the adapter maps (input and output).
+        dim: Dimensionality of the space the adapter maps into: the index's (document) vectors.
+            It is also the input dimensionality unless ``input_dim`` says otherwise.
+        input_dim: Dimensionality of the query vectors the adapter takes, for a cross-model
+            adapter whose queries come from another model than the index's. ``None`` (every
+            adapter saved before cross-model adapters existed) means ``dim``; see :attr:`in_dim`.
         rank: Rank r of the low-rank update; only used by ``"low_rank"``.
         hidden_dim: Width of the hidden layer; only used by ``"residual_mlp"`` and ``"two_layer"``.
         base_model: Identifier of the embedding model whose vectors the adapter was trained on.
-            Adapted queries only make sense against documents embedded by this model.
+            For a cross-model adapter, the model that embeds the *queries*. Adapted queries
+            only make sense against documents embedded by this model, or by ``index_model``.
+        index_model: For a cross-model adapter, the model that embedded the documents (the
+            index the adapted queries search); ``None`` when that is ``base_model`` itself.
         distance: Distance of the collection the adapter is meant for.
         normalize: Whether ``apply`` re-normalises outputs to unit length. The default for
             cosine and for unit-norm documents with euclid is ``True``.
@@ -93,11 +104,17 @@ class AdapterConfig:
     kind: AdapterKind = field(
         default="linear", metadata={"help": "linear, low_rank, residual_mlp or two_layer"}
     )
-    dim: int = field(default=384, metadata={"help": "embedding dimensionality"})
+    dim: int = field(default=384, metadata={"help": "embedding dimensionality (the index's)"})
+    input_dim: int | None = field(
+        default=None, metadata={"help": "query vectors' dimensionality when it differs; None: dim"}
+    )
     rank: int | None = field(default=None, metadata={"help": "rank of the low-rank update"})
     hidden_dim: int | None = field(default=None, metadata={"help": "hidden width of the residual MLP"})
     base_model: str | None = field(
         default=None, metadata={"help": "embedding model the adapter was trained on"}
+    )
+    index_model: str | None = field(
+        default=None, metadata={"help": "model that embedded the documents, for a cross-model adapter"}
     )
     distance: Distance = field(default="cosine", metadata={"help": "cosine, dot or euclid"})
     normalize: bool = field(default=True, metadata={"help": "re-normalise adapted vectors to unit length"})
@@ -111,12 +128,16 @@ class AdapterConfig:
             raise AdapterFormatError(f"field 'kind' must be one of {ADAPTER_KINDS}, got {self.kind!r}")
         if self.dim <= 0:
             raise AdapterFormatError(f"field 'dim' must be a positive integer, got {self.dim!r}")
+        if self.input_dim is not None and self.input_dim <= 0:
+            raise AdapterFormatError(f"field 'input_dim' must be a positive integer, got {self.input_dim!r}")
         if self.distance not in DISTANCES:
             raise AdapterFormatError(f"field 'distance' must be one of {DISTANCES}, got {self.distance!r}")
         if self.kind == "low_rank":
-            if not isinstance(self.rank, int) or not 0 < self.rank <= self.dim:
+            limit = min(self.dim, self.in_dim)
+            if not isinstance(self.rank, int) or not 0 < self.rank <= limit:
+                bound = f"dim={self.dim}" if self.in_dim == self.dim else f"min(dim, input_dim)={limit}"
                 raise AdapterFormatError(
-                    f"field 'rank' must be an integer in 1..dim={self.dim} for a low_rank adapter, got {self.rank!r}"
+                    f"field 'rank' must be an integer in 1..{bound} for a low_rank adapter, got {self.rank!r}"
                 )
         elif self.rank is not None:
             raise AdapterFormatError(
@@ -137,11 +158,33 @@ class AdapterConfig:
                 f"(supports {FORMAT_VERSION}); upgrade with `pip install -U queryshift`"
             )
 
+    @property
+    def in_dim(self) -> int:
+        """Dimensionality of the query vectors the adapter takes: ``input_dim``, or ``dim`` when unset.
+
+        Example:
+            >>> AdapterConfig(dim=12, input_dim=8).in_dim, AdapterConfig(dim=12).in_dim
+            (8, 12)
+        """
+        return self.dim if self.input_dim is None else self.input_dim
+
+    @property
+    def cross_model(self) -> bool:
+        """Whether queries come from another model than the index's (other dims, or ``index_model`` set)."""
+        return self.in_dim != self.dim or self.index_model is not None
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form, written with sorted keys."""
+        """Plain-JSON form, written with sorted keys.
+
+        ``input_dim`` and ``index_model`` are left out when unset, so a same-model adapter's file
+        is what earlier versions wrote and read.
+        """
         from queryshift import __version__
 
         data = dataclasses.asdict(self)
+        for name in _OMITTED_WHEN_NONE:
+            if data[name] is None:
+                del data[name]
         data["queryshift_version"] = __version__
         return data
 

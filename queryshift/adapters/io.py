@@ -122,8 +122,9 @@ def load_adapter(
     try:
         return adapter_class(config.kind).from_tensors(config, tensors)
     except AdapterFormatError as exc:
+        source = f", input_dim={config.in_dim}" if config.in_dim != config.dim else ""
         raise AdapterFormatError(
-            f"{weights_path}: {exc} (config says kind={config.kind!r}, dim={config.dim})"
+            f"{weights_path}: {exc} (config says kind={config.kind!r}, dim={config.dim}{source})"
         ) from exc
 
 

@@ -1,12 +1,12 @@
-"""Linear query adapters: a full d×d map, or the identity plus a rank-r update."""
+"""Linear query adapters: a full matrix, or the identity plus a rank-r update (a thin map across models)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from queryshift.adapters.base import (
+    check_queries,
     check_tensor_names,
-    check_vectors,
     checked_tensor,
     finish_vectors,
     register_kinds,
@@ -26,10 +26,14 @@ class LinearAdapter(SavesToDirectory):
     documents live; the low-rank form (W = I + U Vᵀ) keeps most of the base geometry and has
     2·d·r parameters instead of d², which regularises on small data sets.
 
+    A cross-model adapter (``config.input_dim`` differs from ``config.dim``) maps query vectors
+    of one model into the index of another: ``W`` is ``(dim, input_dim)``, and the low-rank
+    kind is the thin map ``y = (x V) Uᵀ + b`` (no identity: the two spaces share no axes).
+
     Args:
-        config: Kind, dim, rank and provenance (see :class:`AdapterConfig`).
-        weight: ``(dim, dim)`` matrix, for kind ``"linear"``.
-        u: ``(dim, rank)`` and ``v``: ``(dim, rank)``, for kind ``"low_rank"``.
+        config: Kind, dim, input_dim, rank and provenance (see :class:`AdapterConfig`).
+        weight: ``(dim, input_dim)`` matrix, for kind ``"linear"``.
+        u: ``(dim, rank)`` and ``v``: ``(input_dim, rank)``, for kind ``"low_rank"``.
         bias: ``(dim,)`` added after the map; zeros when omitted.
 
     Relations:
@@ -43,6 +47,9 @@ class LinearAdapter(SavesToDirectory):
         (2, 4)
         >>> bool(np.allclose(adapter.apply(np.array([0.6, 0.8, 0.0, 0.0])), [0.6, 0.8, 0.0, 0.0]))
         True
+        >>> cross = LinearAdapter(AdapterConfig(dim=3, input_dim=2), weight=np.ones((3, 2)))
+        >>> cross.apply(np.ones((5, 2), np.float32)).shape
+        (5, 3)
     """
 
     def __init__(
@@ -56,19 +63,21 @@ class LinearAdapter(SavesToDirectory):
     ) -> None:
         if config.kind not in ("linear", "low_rank"):
             raise AdapterFormatError(f"LinearAdapter needs kind 'linear' or 'low_rank', got {config.kind!r}")
-        d = config.dim
+        d, d_in = config.dim, config.in_dim
         self.config = config
         self.bias = checked_tensor(bias if bias is not None else np.zeros(d, np.float32), (d,), "bias")
         if config.kind == "linear":
             if weight is None:
-                raise AdapterFormatError("a 'linear' adapter needs 'weight' of shape (dim, dim)")
-            self.weight = checked_tensor(weight, (d, d), "weight")
+                raise AdapterFormatError("a 'linear' adapter needs 'weight' of shape (dim, input_dim)")
+            self.weight = checked_tensor(weight, (d, d_in), "weight")
             self.u = self.v = None
         else:
             if u is None or v is None:
-                raise AdapterFormatError("a 'low_rank' adapter needs 'u' and 'v' of shape (dim, rank)")
+                raise AdapterFormatError(
+                    "a 'low_rank' adapter needs 'u' of shape (dim, rank) and 'v' of shape (input_dim, rank)"
+                )
             self.u = checked_tensor(u, (d, config.rank), "u")
-            self.v = checked_tensor(v, (d, config.rank), "v")
+            self.v = checked_tensor(v, (d_in, config.rank), "v")
             self.weight = None
 
     @classmethod
@@ -85,19 +94,25 @@ class LinearAdapter(SavesToDirectory):
     def dim(self) -> int:
         return self.config.dim
 
+    @property
+    def input_dim(self) -> int:
+        return self.config.in_dim
+
     def matrix(self) -> np.ndarray:
-        """The effective ``(dim, dim)`` matrix W with ``y = x Wᵀ + b``."""
+        """The effective ``(dim, input_dim)`` matrix W with ``y = x Wᵀ + b``."""
         if self.weight is not None:
             return self.weight
+        if self.input_dim != self.dim:
+            return self.u @ self.v.T
         return np.eye(self.dim, dtype=np.float32) + self.u @ self.v.T
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
-        """Adapt one query vector ``(dim,)`` or a batch ``(n, dim)``; returns float32 of the same shape."""
-        x, single = check_vectors(
-            vectors, self.dim, base_model=self.config.base_model, distance=self.config.distance
-        )  # (n, dim)
+        """Adapt one query vector ``(input_dim,)`` or a batch ``(n, input_dim)``; float32 ``(dim,)`` / ``(n, dim)``."""
+        x, single = check_queries(vectors, self.config)  # (n, input_dim)
         if self.weight is not None:
             out = x @ self.weight.T + self.bias  # (n, dim)
+        elif self.input_dim != self.dim:
+            out = (x @ self.v) @ self.u.T + self.bias  # (n, dim)
         else:
             out = x + (x @ self.v) @ self.u.T + self.bias  # (n, dim)
         return finish_vectors(out, normalize=self.config.normalize, single=single)
@@ -115,4 +130,5 @@ class LinearAdapter(SavesToDirectory):
 
     def __repr__(self) -> str:
         extra = f", rank={self.config.rank}" if self.config.rank else ""
-        return f"LinearAdapter(kind={self.config.kind!r}, dim={self.dim}{extra})"
+        source = f", input_dim={self.input_dim}" if self.input_dim != self.dim else ""
+        return f"LinearAdapter(kind={self.config.kind!r}, dim={self.dim}{source}{extra})"

@@ -1,18 +1,20 @@
-"""Residual MLP query adapter: ``y = x + W2 · gelu(W1 x + b1) + b2``."""
+"""Residual MLP query adapter: ``y = x + W2 · gelu(W1 x + b1) + b2`` (``P x`` in place of ``x`` across models)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from queryshift.adapters.base import (
+    check_queries,
     check_tensor_names,
-    check_vectors,
+    checked_tensor,
     finish_vectors,
     mlp_tensors,
     register_kinds,
 )
 from queryshift.adapters.config import AdapterConfig
 from queryshift.adapters.io import SavesToDirectory
+from queryshift.errors import AdapterFormatError
 
 __all__ = ["ResidualMLPAdapter", "gelu"]
 
@@ -31,9 +33,15 @@ class ResidualMLPAdapter(SavesToDirectory):
     The output layer is zero-initialised by the trainer, so a fresh adapter changes nothing
     (the same trick as LoRA's ``lora_B`` and LlamaIndex's ``TwoLayerNN`` residual weight).
 
+    With a ``projection`` P the skip connection is ``P x`` instead of ``x``: ``y = P x + W2 ·
+    gelu(W1 x + b1) + b2``. A cross-model adapter (``config.input_dim`` differs from ``dim``)
+    needs it, since its queries live in another space; the trainer starts P at the
+    least-squares map between the two models, so a fresh adapter is that map.
+
     Args:
         config: Must have ``kind="residual_mlp"`` and ``hidden_dim``.
-        w1: ``(hidden_dim, dim)``, ``b1``: ``(hidden_dim,)``, ``w2``: ``(dim, hidden_dim)``, ``b2``: ``(dim,)``.
+        w1: ``(hidden_dim, input_dim)``, ``b1``: ``(hidden_dim,)``, ``w2``: ``(dim, hidden_dim)``, ``b2``: ``(dim,)``.
+        projection: ``(dim, input_dim)`` skip map; ``None`` for the identity (needs ``input_dim == dim``).
 
     Relations:
         :class:`~queryshift.adapters.LinearAdapter` is the linear sibling; on a few hundred
@@ -48,12 +56,29 @@ class ResidualMLPAdapter(SavesToDirectory):
     """
 
     def __init__(
-        self, config: AdapterConfig, *, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray
+        self,
+        config: AdapterConfig,
+        *,
+        w1: np.ndarray,
+        b1: np.ndarray,
+        w2: np.ndarray,
+        b2: np.ndarray,
+        projection: np.ndarray | None = None,
     ) -> None:
         self.w1, self.b1, self.w2, self.b2 = mlp_tensors(
             config, "residual_mlp", "ResidualMLPAdapter", w1=w1, b1=b1, w2=w2, b2=b2
         )
         self.config = config
+        if projection is None and config.in_dim != config.dim:
+            raise AdapterFormatError(
+                f"a residual_mlp adapter from dim {config.in_dim} to {config.dim} needs 'projection' "
+                f"of shape ({config.dim}, {config.in_dim})"
+            )
+        self.projection = (
+            None
+            if projection is None
+            else checked_tensor(projection, (config.dim, config.in_dim), "projection")
+        )
 
     @classmethod
     def identity(
@@ -75,22 +100,35 @@ class ResidualMLPAdapter(SavesToDirectory):
     def dim(self) -> int:
         return self.config.dim
 
+    @property
+    def input_dim(self) -> int:
+        return self.config.in_dim
+
     def apply(self, vectors: np.ndarray) -> np.ndarray:
-        """Adapt one query vector ``(dim,)`` or a batch ``(n, dim)``; returns float32 of the same shape."""
-        x, single = check_vectors(
-            vectors, self.dim, base_model=self.config.base_model, distance=self.config.distance
-        )  # (n, dim)
+        """Adapt one query vector ``(input_dim,)`` or a batch ``(n, input_dim)``; float32 ``(dim,)`` / ``(n, dim)``."""
+        x, single = check_queries(vectors, self.config)  # (n, input_dim)
         hidden = gelu(x @ self.w1.T + self.b1)  # (n, hidden_dim)
-        out = x + hidden @ self.w2.T + self.b2  # (n, dim)
+        skip = x if self.projection is None else x @ self.projection.T  # (n, dim)
+        out = skip + hidden @ self.w2.T + self.b2  # (n, dim)
         return finish_vectors(out, normalize=self.config.normalize, single=single)
 
     def tensors(self) -> dict[str, np.ndarray]:
-        return {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
+        tensors = {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
+        if self.projection is not None:
+            tensors["projection"] = self.projection
+        return tensors
 
     @classmethod
     def from_tensors(cls, config: AdapterConfig, tensors: dict[str, np.ndarray]) -> ResidualMLPAdapter:
-        check_tensor_names("residual_mlp", tensors, [{"w1", "b1", "w2", "b2"}])
+        required = {"w1", "b1", "w2", "b2"}
+        if config.in_dim != config.dim:
+            check_tensor_names(
+                "residual_mlp", tensors, [required | {"projection"}], " (input_dim differs from dim)"
+            )
+        else:
+            check_tensor_names("residual_mlp", tensors, [required, required | {"projection"}])
         return cls(config, **tensors)
 
     def __repr__(self) -> str:
-        return f"ResidualMLPAdapter(dim={self.dim}, hidden_dim={self.config.hidden_dim})"
+        source = f", input_dim={self.input_dim}" if self.input_dim != self.dim else ""
+        return f"ResidualMLPAdapter(dim={self.dim}{source}, hidden_dim={self.config.hidden_dim})"

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from queryshift.adapters.base import (
+    check_queries,
     check_tensor_names,
-    check_vectors,
     checked_tensor,
     finish_vectors,
     mlp_tensors,
@@ -23,6 +23,7 @@ from queryshift.adapters.base import (
 )
 from queryshift.adapters.config import AdapterConfig
 from queryshift.adapters.io import SavesToDirectory
+from queryshift.errors import AdapterFormatError
 
 __all__ = ["TwoLayerAdapter"]
 
@@ -38,8 +39,9 @@ class TwoLayerAdapter(SavesToDirectory):
 
     Args:
         config: Must have ``kind="two_layer"`` and ``hidden_dim``.
-        w1: ``(hidden_dim, dim)``, ``b1``: ``(hidden_dim,)``, ``w2``: ``(dim, hidden_dim)``, ``b2``: ``(dim,)``.
-        residual_weight: ``(1,)`` scale of the MLP branch in the residual form; ``None`` for the plain form.
+        w1: ``(hidden_dim, input_dim)``, ``b1``: ``(hidden_dim,)``, ``w2``: ``(dim, hidden_dim)``, ``b2``: ``(dim,)``.
+        residual_weight: ``(1,)`` scale of the MLP branch in the residual form; ``None`` for the plain form,
+            the only one whose ``input_dim`` may differ from ``dim`` (LlamaIndex's ``in_features`` / ``out_features``).
 
     Relations:
         :class:`~queryshift.adapters.ResidualMLPAdapter` is what queryshift trains (GELU, unscaled);
@@ -67,6 +69,11 @@ class TwoLayerAdapter(SavesToDirectory):
             config, "two_layer", "TwoLayerAdapter", w1=w1, b1=b1, w2=w2, b2=b2
         )
         self.config = config
+        if residual_weight is not None and config.in_dim != config.dim:
+            raise AdapterFormatError(
+                f"a residual two_layer adapter adds its input to its output, so input_dim={config.in_dim} "
+                f"must equal dim={config.dim}; only the plain form (no 'residual_weight') maps across dimensions"
+            )
         self.residual_weight = (
             None if residual_weight is None else checked_tensor(residual_weight, (1,), "residual_weight")
         )
@@ -93,15 +100,17 @@ class TwoLayerAdapter(SavesToDirectory):
         return self.config.dim
 
     @property
+    def input_dim(self) -> int:
+        return self.config.in_dim
+
+    @property
     def residual(self) -> bool:
         """Whether this is the residual form (LlamaIndex ``add_residual=True``)."""
         return self.residual_weight is not None
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
-        """Adapt one query vector ``(dim,)`` or a batch ``(n, dim)``; returns float32 of the same shape."""
-        x, single = check_vectors(
-            vectors, self.dim, base_model=self.config.base_model, distance=self.config.distance
-        )  # (n, dim)
+        """Adapt one query vector ``(input_dim,)`` or a batch ``(n, input_dim)``; float32 ``(dim,)`` / ``(n, dim)``."""
+        x, single = check_queries(vectors, self.config)  # (n, input_dim)
         hidden = np.maximum(x @ self.w1.T + self.b1, np.float32(0.0))  # (n, hidden_dim)
         out = hidden @ self.w2.T + self.b2  # (n, dim)
         if self.residual_weight is not None:
@@ -123,4 +132,5 @@ class TwoLayerAdapter(SavesToDirectory):
 
     def __repr__(self) -> str:
         form = "residual" if self.residual else "plain"
-        return f"TwoLayerAdapter(dim={self.dim}, hidden_dim={self.config.hidden_dim}, {form})"
+        source = f", input_dim={self.input_dim}" if self.input_dim != self.dim else ""
+        return f"TwoLayerAdapter(dim={self.dim}{source}, hidden_dim={self.config.hidden_dim}, {form})"

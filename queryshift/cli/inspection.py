@@ -75,7 +75,7 @@ def evaluate(
 @click.argument("adapter_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def inspect(adapter_dir, as_json):
-    """Show an adapter's kind, shape, base model and training summary."""
+    """Show an adapter's kind, shape (input and output dims), models and training summary."""
     from queryshift.adapters import load_adapter
 
     with user_errors():
@@ -86,12 +86,19 @@ def inspect(adapter_dir, as_json):
         click.echo(json.dumps({**info, "size_bytes": size}, indent=2, sort_keys=True))
         return
     click.echo(f"{adapter!r}  ({size / 1024:.1f} KiB on disk)")
+    if adapter.config.cross_model:
+        queries, index = adapter.config.base_model or "?", adapter.config.index_model or "?"
+        click.echo(
+            f"  cross-model: queries of {queries} (dim {adapter.input_dim}) -> index of {index} (dim {adapter.dim})"
+        )
     for key in (
         "kind",
+        "input_dim",
         "dim",
         "rank",
         "hidden_dim",
         "base_model",
+        "index_model",
         "distance",
         "normalize",
         "format_version",

@@ -297,6 +297,14 @@ def create_app(
             )
         except RequestError as exc:
             return _error(str(exc), exc.status, exc.param)
+        if task != "query" and adapter.config.cross_model:
+            index = adapter.config.index_model or "the model that embedded the index"
+            return _error(
+                f"this server's adapter maps queries of {name!r} into an index embedded by {index}; "
+                "documents must be embedded by that model, so only input_type='query' is served",
+                400,
+                "input_type",
+            )
         metrics.pending.inc(len(texts))
         try:
             vectors = await batcher.submit(task, texts)  # (n, dim)

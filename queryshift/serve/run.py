@@ -50,9 +50,9 @@ def load_service(
         raise ValueError("the adapter config records no base model; pass --model NAME_OR_PATH")
     encoder = SentenceTransformerEncoder(model, device=device, batch_size=batch_size, cache=False)
     dim = encoder.encode_queries(["warm-up"]).shape[1]
-    if dim != adapter.dim:
+    if dim != adapter.input_dim:
         raise DimensionMismatchError(
-            f"model {model!r} returns dim={dim} vectors, but the adapter expects dim={adapter.dim}"
+            f"model {model!r} returns dim={dim} vectors, but the adapter expects dim={adapter.input_dim}"
         )
     return encoder, adapter
 

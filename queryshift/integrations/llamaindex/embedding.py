@@ -20,6 +20,7 @@ import numpy as np
 
 from queryshift.adapters.base import QueryAdapter
 from queryshift.embeddings import DEFAULT_MODEL, EmbeddingCache, SentenceTransformerEncoder
+from queryshift.errors import DimensionMismatchError
 from queryshift.integrations.llamaindex._core import BaseEmbedding, CallbackManager, Embedding, PrivateAttr
 from queryshift.integrations.llamaindex.files import resolve_adapter
 
@@ -38,15 +39,25 @@ class AdaptedEmbedding(BaseEmbedding):
     documents — come from the wrapped model unchanged and in the same batches, so an index
     built with either model holds identical vectors.
 
+    A cross-model adapter (``adapter.config.cross_model``: queries from a new model, index
+    written by an old one) embeds queries with ``base_embed_model`` (the new model) and texts
+    with ``document_embed_model`` (the old one), so documents added later land in the index's space.
+
     Args:
-        base_embed_model: The model the index was built with (any ``BaseEmbedding``).
+        base_embed_model: The model the index was built with (any ``BaseEmbedding``); for a
+            cross-model adapter, the model that embeds the queries.
         adapter: A queryshift adapter, or a folder holding one (queryshift or LlamaIndex layout).
+        document_embed_model: The model that embeds texts (documents) when it is not
+            ``base_embed_model``: required by a cross-model adapter, whose queries and documents
+            come from different models. ``None``: ``base_embed_model`` embeds both.
         embed_batch_size: Texts per batch; ``None`` takes the wrapped model's.
         callback_manager: LlamaIndex callback manager; ``None`` for a fresh one.
 
     Raises:
         ValueError: ``base_embed_model`` is already an :class:`AdaptedEmbedding` (queries
-            would be adapted twice).
+            would be adapted twice), or a cross-model adapter comes without ``document_embed_model``.
+        DimensionMismatchError: (when embedding) query vectors of another dimension than the
+            adapter's ``input_dim``, or texts of another dimension than its ``dim``.
 
     Relations:
         :class:`AdaptedRetriever` adapts at the retriever instead, leaving the embed model alone.
@@ -63,6 +74,7 @@ class AdaptedEmbedding(BaseEmbedding):
     """
 
     _base_embed_model: BaseEmbedding = PrivateAttr()
+    _document_embed_model: BaseEmbedding = PrivateAttr()
     _adapter: Any = PrivateAttr()
 
     def __init__(
@@ -70,6 +82,7 @@ class AdaptedEmbedding(BaseEmbedding):
         base_embed_model: BaseEmbedding,
         adapter: QueryAdapter | str | Path,
         *,
+        document_embed_model: BaseEmbedding | None = None,
         embed_batch_size: int | None = None,
         callback_manager: CallbackManager | None = None,
     ) -> None:
@@ -82,13 +95,29 @@ class AdaptedEmbedding(BaseEmbedding):
             raise TypeError(
                 f"base_embed_model must be a llama_index BaseEmbedding, got {type(base_embed_model).__name__}"
             )
+        if isinstance(document_embed_model, AdaptedEmbedding):
+            raise ValueError(
+                "document_embed_model is an AdaptedEmbedding; pass the model that embedded the index"
+            )
+        if document_embed_model is not None and not isinstance(document_embed_model, BaseEmbedding):
+            raise TypeError(
+                "document_embed_model must be a llama_index BaseEmbedding, got "
+                f"{type(document_embed_model).__name__}"
+            )
         resolved = resolve_adapter(adapter)
+        if resolved.config.cross_model and document_embed_model is None:
+            index = resolved.config.index_model or "the model that embedded the index"
+            raise ValueError(
+                f"the adapter maps queries of dim={resolved.input_dim} into an index of dim={resolved.dim} written "
+                f"by another model; pass document_embed_model= {index} so that texts land in the index's space"
+            )
         super().__init__(
             model_name=f"queryshift:{base_embed_model.model_name}",
             embed_batch_size=embed_batch_size or base_embed_model.embed_batch_size,
             callback_manager=callback_manager,
         )
         self._base_embed_model = base_embed_model
+        self._document_embed_model = document_embed_model or base_embed_model
         self._adapter = resolved
 
     @classmethod
@@ -101,8 +130,22 @@ class AdaptedEmbedding(BaseEmbedding):
         return self._base_embed_model
 
     @property
+    def document_embed_model(self) -> BaseEmbedding:
+        """The model that embeds texts: ``document_embed_model`` when given, else the base model."""
+        return self._document_embed_model
+
+    @property
     def adapter(self) -> QueryAdapter:
         return self._adapter
+
+    def _documents(self, vectors: list[Embedding]) -> list[Embedding]:
+        """``vectors`` after checking they have the adapter's output dim (the index's)."""
+        if vectors and len(vectors[0]) != self._adapter.dim:
+            raise DimensionMismatchError(
+                f"document_embed_model returns dim={len(vectors[0])} vectors, but the adapter maps queries "
+                f"into dim={self._adapter.dim}; texts must be embedded by the model that embedded the index"
+            )
+        return vectors
 
     def _adapt(self, vectors: list[Embedding]) -> list[Embedding]:
         batch = np.asarray(vectors, dtype=np.float32)  # (n, dim)
@@ -130,16 +173,16 @@ class AdaptedEmbedding(BaseEmbedding):
         return self._adapt(base)
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._base_embed_model.get_text_embedding(text)
+        return self._documents([self._document_embed_model.get_text_embedding(text)])[0]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return await self._base_embed_model.aget_text_embedding(text)
+        return self._documents([await self._document_embed_model.aget_text_embedding(text)])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._base_embed_model.get_text_embedding_batch(texts)
+        return self._documents(self._document_embed_model.get_text_embedding_batch(texts))
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return await self._base_embed_model.aget_text_embedding_batch(texts)
+        return self._documents(await self._document_embed_model.aget_text_embedding_batch(texts))
 
 
 class SentenceTransformerEmbedding(BaseEmbedding):

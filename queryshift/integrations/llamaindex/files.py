@@ -96,7 +96,8 @@ def load_llamaindex_adapter(
 
     Raises:
         FileNotFoundError: ``path`` or one of its two files is missing.
-        AdapterFormatError: Unknown config keys (another adapter class), non-square maps,
+        AdapterFormatError: Unknown config keys (another adapter class), a residual map whose
+            ``in_features`` differ from ``out_features``,
             an activation other than ReLU, tensors that do not match the config, or a pickle
             holding anything but tensors (refused by ``weights_only=True``).
         MissingDependencyError: torch is not installed.
@@ -133,6 +134,7 @@ def load_llamaindex_adapter(
         "normalize": normalize if normalize is not None else bool(provenance.get("normalize", False)),
         "base_model": base_model if base_model is not None else provenance.get("base_model"),
         "distance": distance if distance is not None else provenance.get("distance", "cosine"),
+        "index_model": provenance.get("index_model"),
     }
     keys = set(raw)
     if "hidden_features" in keys:
@@ -152,7 +154,9 @@ def export_llamaindex_adapter(adapter: QueryAdapter, path: str | Path) -> Path:
     * kind ``"two_layer"`` → ``TwoLayerNN`` with ``activation_fn_str="relu"``.
 
     ``"residual_mlp"`` adapters use GELU, which LlamaIndex's ``TwoLayerNN`` cannot express, and
-    are refused. A side file ``queryshift_adapter.json`` records ``normalize``, ``distance`` and
+    are refused. A cross-model adapter (``input_dim`` differs from ``dim``) exports as a linear
+    map with ``in_features=input_dim``, ``out_features=dim``; the model that embedded the index
+    is recorded in the side file as ``index_model``. A side file ``queryshift_adapter.json`` records ``normalize``, ``distance`` and
     ``base_model`` so :func:`load_llamaindex_adapter` gives back the same adapter; LlamaIndex
     itself never normalises adapted queries, which leaves cosine rankings unchanged.
 
@@ -179,15 +183,19 @@ def export_llamaindex_adapter(adapter: QueryAdapter, path: str | Path) -> Path:
     path = Path(path)
     kind = adapter.config.kind
     if isinstance(adapter, LinearAdapter):
-        weight = adapter.matrix()  # (dim, dim)
+        weight = adapter.matrix()  # (dim, input_dim)
         has_bias = bool(np.any(adapter.bias != 0))
-        config: dict[str, Any] = {"in_features": adapter.dim, "out_features": adapter.dim, "bias": has_bias}
+        config: dict[str, Any] = {
+            "in_features": adapter.input_dim,
+            "out_features": adapter.dim,
+            "bias": has_bias,
+        }
         state = {"linear.weight": weight}
         if has_bias:
             state["linear.bias"] = adapter.bias
     elif isinstance(adapter, TwoLayerAdapter):
         config = {
-            "in_features": adapter.dim,
+            "in_features": adapter.input_dim,
             "hidden_features": adapter.config.hidden_dim,
             "out_features": adapter.dim,
             "bias": True,
@@ -216,6 +224,8 @@ def export_llamaindex_adapter(adapter: QueryAdapter, path: str | Path) -> Path:
         "distance": adapter.config.distance,
         "base_model": adapter.config.base_model,
     }
+    if adapter.config.index_model is not None:
+        provenance["index_model"] = adapter.config.index_model
     with atomic_directory(path, what="LlamaIndex adapter") as tmp:
         (tmp / LLAMAINDEX_CONFIG_NAME).write_text(json.dumps(config), encoding="utf-8")
         torch.save(tensors, tmp / LLAMAINDEX_WEIGHTS_NAME)
@@ -294,10 +304,11 @@ def _check_keys(
     for key in ("in_features", "out_features", "hidden_features"):
         if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] <= 0):
             raise AdapterFormatError(f"{config_path}: {key} must be a positive integer, got {raw[key]!r}")
-    if raw["in_features"] != raw["out_features"]:
+    if raw["in_features"] != raw["out_features"] and raw.get("add_residual", False):
         raise AdapterFormatError(
-            f"{config_path}: in_features={raw['in_features']} but out_features={raw['out_features']}; a query "
-            "adapter maps vectors into the documents' space, so queryshift needs in_features == out_features"
+            f"{config_path}: in_features={raw['in_features']} but out_features={raw['out_features']} with "
+            "add_residual=true; a residual TwoLayerNN adds its input to its output, so it needs "
+            "in_features == out_features"
         )
 
 
@@ -322,9 +333,13 @@ def _linear(
     bias = bool(raw.get("bias", False))
     expected = {"linear.weight", "linear.bias"} if bias else {"linear.weight"}
     _check_tensor_names(state, expected, "LinearLayer", weights_path, config_path)
-    dim = int(raw["in_features"])
+    dim, input_dim = int(raw["out_features"]), int(raw["in_features"])
     config = AdapterConfig(
-        kind="linear", dim=dim, training={"imported_from": "llama_index LinearLayer"}, **fields
+        kind="linear",
+        dim=dim,
+        input_dim=None if input_dim == dim else input_dim,
+        training={"imported_from": "llama_index LinearLayer"},
+        **fields,
     )
     try:
         return LinearAdapter(config, weight=state["linear.weight"], bias=state.get("linear.bias"))
@@ -352,10 +367,11 @@ def _two_layer(
     # has `residual_weight`, which forward() only uses when add_residual is true.
     _check_tensor_names(state, _TWO_LAYER_TENSORS, "TwoLayerNN", weights_path, config_path)
     residual = bool(raw.get("add_residual", False))
-    dim, hidden = int(raw["in_features"]), int(raw["hidden_features"])
+    dim, hidden, input_dim = int(raw["out_features"]), int(raw["hidden_features"]), int(raw["in_features"])
     config = AdapterConfig(
         kind="two_layer",
         dim=dim,
+        input_dim=None if input_dim == dim else input_dim,
         hidden_dim=hidden,
         training={"imported_from": "llama_index TwoLayerNN"},
         **fields,

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from queryshift.adapters.base import QueryAdapter
+from queryshift.errors import DimensionMismatchError
 from queryshift.integrations.llamaindex._core import (
     BaseEmbedding,
     BaseRetriever,
@@ -42,13 +43,19 @@ class AdaptedRetriever(BaseRetriever):
     Args:
         retriever: The retriever to wrap, e.g. ``index.as_retriever(similarity_top_k=10)``.
         adapter: A queryshift adapter, or a folder holding one (queryshift or LlamaIndex layout).
-        embed_model: The model that embedded the index. ``None`` takes the retriever's own
-            (``VectorIndexRetriever`` keeps it); required for retrievers that do not.
+        embed_model: The model that embeds the queries before adaptation: the one that embedded
+            the index, or for a cross-model adapter the new query model. ``None`` takes the
+            retriever's own (``VectorIndexRetriever`` keeps it); required for retrievers that do
+            not, and for a cross-model adapter (the retriever's own model wrote the index).
 
     Raises:
-        TypeError: No embed model was given and the retriever does not carry one.
+        TypeError: No embed model was given and the retriever does not carry one, or a
+            cross-model adapter comes without ``embed_model``.
         ValueError: The embed model is an :class:`AdaptedEmbedding` (double adaptation), or the
             retriever queries in a mode that uses no dense vector (``sparse``, ``text_search``).
+        DimensionMismatchError: The index stores vectors of another dimension than the
+            adapter's output (checked for LlamaIndex's in-memory store and for Qdrant), or (per
+            query) the query vectors do not have the adapter's ``input_dim``.
 
     Relations:
         :class:`AdaptedEmbedding` adapts inside the embed model instead (e.g. for query engines
@@ -74,6 +81,13 @@ class AdaptedRetriever(BaseRetriever):
     ) -> None:
         if not isinstance(retriever, BaseRetriever):
             raise TypeError(f"retriever must be a llama_index BaseRetriever, got {type(retriever).__name__}")
+        cross = resolve_adapter(adapter)
+        if embed_model is None and cross.config.cross_model:
+            raise TypeError(
+                f"the adapter maps queries of dim={cross.input_dim} from another model into this index "
+                f"(dim={cross.dim}); pass embed_model= the query model "
+                f"({cross.config.base_model or 'the one it was trained for'}), not the index's own"
+            )
         if embed_model is None:
             embed_model = getattr(retriever, "_embed_model", None)
             if embed_model is None:
@@ -94,8 +108,15 @@ class AdaptedRetriever(BaseRetriever):
             )
         super().__init__(callback_manager=retriever.callback_manager)
         self._retriever = retriever
-        self._adapter = resolve_adapter(adapter)
+        self._adapter = cross
         self._embed_model = embed_model
+        stored = _stored_dim(retriever)
+        if stored is not None and stored != self._adapter.dim:
+            raise DimensionMismatchError(
+                f"the index stores vectors of dim={stored} but the adapter maps queries into dim={self._adapter.dim} "
+                f"(trained for {self._adapter.config.index_model or self._adapter.config.base_model!r}); "
+                "use it only on an index embedded by the model it was trained for"
+            )
 
     @property
     def retriever(self) -> BaseRetriever:
@@ -138,3 +159,28 @@ class AdaptedRetriever(BaseRetriever):
         else:
             base = [await self._embed_model.aget_query_embedding(s) for s in self._strings(query_bundle)]
         return await self._retriever.aretrieve(self._adapted_bundle(query_bundle, base))
+
+
+def _stored_dim(retriever: BaseRetriever) -> int | None:
+    """Dimension of the vectors behind ``retriever``, where the store can tell cheaply; else ``None``.
+
+    Knows LlamaIndex's in-memory ``SimpleVectorStore`` (reads one stored vector) and
+    ``QdrantVectorStore`` (reads the collection's dense vector size, when it has one unnamed or
+    one named dense vector).
+    """
+    store = getattr(retriever, "_vector_store", None)
+    embeddings = getattr(getattr(store, "data", None), "embedding_dict", None)
+    if isinstance(embeddings, dict):
+        first = next(iter(embeddings.values()), None)
+        return None if first is None else len(first)
+    client, name = getattr(store, "client", None), getattr(store, "collection_name", None)
+    if client is None or not isinstance(name, str) or not hasattr(client, "get_collection"):
+        return None
+    if not client.collection_exists(name):
+        return None
+    vectors = client.get_collection(name).config.params.vectors
+    if isinstance(vectors, dict):
+        dense = getattr(store, "dense_vector_name", None)
+        vectors = vectors.get(dense) if dense in vectors else None
+    size = getattr(vectors, "size", None)
+    return size if isinstance(size, int) else None

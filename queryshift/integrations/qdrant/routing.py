@@ -231,7 +231,8 @@ def check_adapter_fits(
     """Raise unless ``adapter`` can adapt queries for a vector of ``size`` and ``distance``.
 
     Args:
-        adapter: The adapter to check (``adapter.config.dim`` / ``.distance``).
+        adapter: The adapter to check (``adapter.config.dim``, its output, / ``.distance``); the
+            query vectors' own dimension (``config.in_dim``) is checked by ``adapter.apply``.
         size: Dimensionality the collection stores for this vector.
         distance: The collection's distance (qdrant-client or qdrant-edge enum, or its name).
         multivector: Whether the vector is a multi-vector (late interaction); adapters map
@@ -252,6 +253,13 @@ def check_adapter_fits(
         raise DimensionMismatchError(
             f"{where} is a multi-vector (late interaction) vector; query adapters map single (dim,) "
             "query vectors, so configure the adapter for a dense single-vector field instead"
+        )
+    if int(size) != int(config.dim) and config.cross_model:
+        index = f" of {config.index_model!r}" if config.index_model else ""
+        raise DimensionMismatchError(
+            f"{where} stores vectors of dim={size} but the cross-model adapter maps queries "
+            f"(dim={config.in_dim}{trained}) into the dim={config.dim} space{index}; "
+            "use it only on a collection embedded by the model it was trained for"
         )
     if int(size) != int(config.dim):
         raise DimensionMismatchError(

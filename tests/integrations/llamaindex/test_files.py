@@ -315,9 +315,9 @@ def _save(folder: Path, config: dict, state: dict) -> Path:
             r"keys \['dropout'\] belong to no LlamaIndex adapter class",
         ),
         (
-            {"in_features": DIM, "out_features": 4, "bias": False},
-            {"linear.weight": torch.zeros(4, DIM)},
-            "in_features == out_features",
+            {"in_features": DIM, "hidden_features": 4, "out_features": 4, "add_residual": True},
+            _TwoLayerNN(DIM, 4, 4).state_dict(),
+            "add_residual=true; a residual TwoLayerNN adds its input to its output",
         ),
         (
             {"in_features": DIM, "out_features": DIM, "bias": True},
