@@ -116,6 +116,12 @@ def to_sentence_transformer(
 
     if isinstance(adapter, (str, Path)):
         adapter = load_adapter(adapter)
+    if adapter.config.cross_model:
+        raise ValueError(
+            f"a cross-model adapter (queries of dim={adapter.input_dim} into an index of dim={adapter.dim}) "
+            "cannot be exported as one sentence-transformers model: its documents come from another model. "
+            "Serve it with the Qdrant or LlamaIndex wrappers, or `queryshift serve` (queries only)"
+        )
     base = _load_base(base_model, adapter)
     base_modules = list(base.children())
     if any(isinstance(module, Router) for module in base_modules):

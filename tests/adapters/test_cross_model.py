@@ -174,3 +174,10 @@ def test_inspect_shows_both_dims_and_models(rng, tmp_path):
     assert "  input_dim: 8\n  dim: 12\n" in result.output
     shown = json.loads(CliRunner().invoke(main, ["inspect", str(folder), "--json"]).output)
     assert (shown["input_dim"], shown["dim"], shown["index_model"]) == (8, 12, "old-model")
+
+
+def test_sentence_transformer_export_is_refused_clearly(rng, tmp_path):
+    from queryshift.export import to_sentence_transformer
+
+    with pytest.raises(ValueError, match="cannot be exported as one sentence-transformers model"):
+        to_sentence_transformer(_adapters(rng)[0], "unused", tmp_path / "st")
