@@ -18,6 +18,17 @@ collection's configuration (``get_collection``): dimension and distance must mat
 :class:`~queryshift.errors.DimensionMismatchError` / :class:`~queryshift.errors.DistanceMismatchError`
 is raised. The result is cached per (collection, vector) and re-done after a swap.
 
+Aliases: a query through an alias uses the adapter keyed by the alias, else the one keyed by the
+collection the alias names, and the adapter is checked against that collection. Qdrant does not
+notify clients when an alias moves, so the wrapper re-reads the aliases (``get_aliases``) every
+``alias_ttl`` seconds (default 10), right after alias changes made through it, and on
+:meth:`~AdaptedQdrantClient.refresh`; a query through an alias that now names another collection
+is checked again against it (e.g. after ``queryshift reindex`` switched it to a Dot collection).
+
+A multi-vector query (late interaction) on a vector that has an adapter is refused with a
+:class:`~queryshift.errors.DimensionMismatchError`: adapters map single vectors, and searching
+unadapted would be silent.
+
 The low-level ``client.http`` / ``client.grpc_points`` APIs bypass the wrapper; use the
 ``query_points`` family.
 """
@@ -36,8 +47,10 @@ from qdrant_client.conversions import common_types as types
 from qdrant_client.http import models
 
 from queryshift.adapters.base import QueryAdapter
+from queryshift.errors import DimensionMismatchError
 from queryshift.integrations.qdrant.requests import (
     VectorFn,
+    is_multi_vector,
     rewrite_prefetches,
     rewrite_query,
     rewrite_request,
@@ -46,6 +59,7 @@ from queryshift.integrations.qdrant.routing import (
     AdapterKey,
     AdapterRegistry,
     AdapterTable,
+    AliasMap,
     check_adapter_fits,
 )
 
@@ -123,15 +137,23 @@ def _where(collection_name: str, using: str | None) -> str:
     return f"collection {collection_name!r}, " + (f"vector {using!r}" if using else "unnamed vector")
 
 
+def _key_for(table: AdapterTable, collection_name: str, target: str) -> str | None:
+    """The adapter key serving a query on ``collection_name``: its own entry first, else that of the
+    collection it is an alias of (``target``); ``None`` when neither has adapters."""
+    if table.covers(collection_name):
+        return collection_name
+    return target if table.covers(target) else None
+
+
 def _pending_usings(
-    table: AdapterTable, collection_name: str, walk: Callable[[VectorFn], object]
+    table: AdapterTable, collection_name: str, target: str, walk: Callable[[VectorFn], object]
 ) -> list[str | None]:
-    """Vector names that hold raw dense vectors to adapt and whose adapter is not checked yet."""
+    """Vector names that hold raw vectors to adapt and whose adapter is not checked against ``target`` yet."""
     found: dict[str | None, None] = {}
 
     def record(using: str | None, vector: Any) -> Any:
         if table.resolve(collection_name, using) is not None and not table.is_verified(
-            collection_name, using
+            collection_name, using, target=target
         ):
             found[using or None] = None
         return vector  # unchanged: the walk copies nothing
@@ -145,20 +167,24 @@ def _verify(
     collection_name: str,
     usings: Sequence[str | None],
     collection_info: models.CollectionInfo,
+    *,
+    target: str,
 ) -> None:
+    """Check the adapters serving ``collection_name`` against ``target``, the collection it names."""
+    through = "" if target == collection_name else f" (queried through alias {collection_name!r})"
     for using in usings:
         adapter = table.resolve(collection_name, using)
         if adapter is None:
             continue
-        params = vector_params(collection_info, collection_name, using)
+        params = vector_params(collection_info, target, using)
         check_adapter_fits(
             adapter,
             size=params.size,
             distance=params.distance,
             multivector=params.multivector_config is not None,
-            where=_where(collection_name, using),
+            where=_where(target, using) + through,
         )
-        table.mark_verified(collection_name, using, adapter)
+        table.mark_verified(collection_name, using, adapter, target=target)
 
 
 def _adapting_fn(table: AdapterTable, collection_name: str) -> VectorFn:
@@ -168,6 +194,11 @@ def _adapting_fn(table: AdapterTable, collection_name: str) -> VectorFn:
         adapter = table.resolve(collection_name, using)
         if adapter is None:
             return vector
+        if is_multi_vector(vector):
+            raise DimensionMismatchError(
+                f"{_where(collection_name, using)} has a query adapter, but the query is a multi-vector; "
+                "adapters map single (dim,) query vectors: send one vector, or remove the adapter of this vector"
+            )
         adapted = adapter.apply(np.asarray(vector, dtype=np.float32))  # (dim,)
         return adapted.tolist()  # what qdrant-client itself sends for a numpy query
 
@@ -192,8 +223,13 @@ def _arguments(local: dict[str, Any]) -> dict[str, Any]:
 
 
 _Rewrite = Callable[[dict[str, Any], VectorFn], dict[str, Any]]
-_Steps = Generator[str, models.CollectionInfo, dict[str, Any]]
-"""A call's preparation: yields a collection name when it needs its ``CollectionInfo`` sent back."""
+_Steps = Generator[tuple[Any, ...], Any, dict[str, Any]]
+"""A call's preparation: yields ``(client method name, *arguments)`` when it needs that call's result
+sent back (``("get_collection", name)``, ``("get_aliases",)``)."""
+_ALIAS_CHANGES = frozenset(
+    {"update_collection_aliases", "create_collection", "recreate_collection", "delete_collection"}
+)
+"""Client methods that can move or drop an alias: the wrapper re-reads aliases after them."""
 
 
 class _AdaptedClientBase:
@@ -213,11 +249,14 @@ class _AdaptedClientBase:
         self,
         client: QdrantClient | AsyncQdrantClient,
         adapters: Mapping[AdapterKey, QueryAdapter] | None = None,
+        *,
+        alias_ttl: float | None = 10.0,
     ) -> None:
         if isinstance(client, self._wrong_client):
             raise TypeError(f"{type(self).__name__} wraps a {self._client_name}; use {self._right_wrapper}")
         self._client = client
         self._registry = AdapterRegistry(adapters)
+        self._aliases = AliasMap(alias_ttl)
 
     # -- adapter configuration -------------------------------------------------------------
 
@@ -244,31 +283,58 @@ class _AdaptedClientBase:
         self._registry.remove(key)
 
     def adapter_for(self, collection_name: str, using: str | None = None) -> QueryAdapter | None:
-        """The adapter a query on ``(collection_name, using)`` would use now, or ``None``."""
-        return self._registry.table.resolve(collection_name, using)
+        """The adapter a query on ``(collection_name, using)`` would use now (aliases as last read), or ``None``."""
+        table = self._registry.table
+        key = _key_for(table, collection_name, self._aliases.target(collection_name))
+        return table.resolve(key, using) if key is not None else None
 
-    def _verify_steps(self, collection_name: str, using: str | None) -> Generator[str, Any, QueryAdapter]:
+    def refresh(self) -> None:
+        """Re-read aliases before the next query (after an alias moved outside this wrapper).
+
+        Aliases are also re-read every ``alias_ttl`` seconds and after alias changes made through
+        this wrapper (``update_collection_aliases``, ``delete_collection``, ...); a query through an
+        alias that now names another collection checks its adapter against that collection again.
+        """
+        self._aliases.invalidate()
+
+    def _targets(self) -> Generator[tuple[Any, ...], Any, None]:
+        """Read the aliases when the last read is stale."""
+        if self._aliases.stale:
+            response = yield ("get_aliases",)
+            self._aliases.store({a.alias_name: a.collection_name for a in response.aliases})
+
+    def _verify_steps(
+        self, collection_name: str, using: str | None
+    ) -> Generator[tuple[Any, ...], Any, QueryAdapter]:
         """:meth:`verify`'s body: check the configured adapter now instead of at the first query."""
         table = self._registry.table
-        adapter = table.resolve(collection_name, using)
+        yield from self._targets()
+        target = self._aliases.target(collection_name)
+        key = _key_for(table, collection_name, target)
+        adapter = table.resolve(key, using) if key is not None else None
         if adapter is None:
             raise KeyError(
                 f"no adapter configured for {_where(collection_name, using)}; "
                 f"configured keys: {sorted(map(str, table.as_mapping()))}"
             )
-        _verify(table, collection_name, [using], (yield collection_name))
+        _verify(table, key, [using], (yield ("get_collection", target)), target=target)
         return adapter
 
     def _prepared(self, arguments: dict[str, Any], rewrite: _Rewrite) -> _Steps:
         """The call's arguments with raw query vectors adapted, under one adapter snapshot."""
         table = self._registry.table  # one snapshot for every vector of this call
-        collection_name = arguments["collection_name"]
-        if not table.covers(collection_name):
+        if not (table.by_collection or table.by_vector):
             return arguments
-        pending = _pending_usings(table, collection_name, lambda fn: rewrite(arguments, fn))
+        yield from self._targets()
+        collection_name = arguments["collection_name"]
+        target = self._aliases.target(collection_name)
+        key = _key_for(table, collection_name, target)
+        if key is None:
+            return arguments
+        pending = _pending_usings(table, key, target, lambda fn: rewrite(arguments, fn))
         if pending:
-            _verify(table, collection_name, pending, (yield collection_name))
-        return rewrite(arguments, _adapting_fn(table, collection_name))
+            _verify(table, key, pending, (yield ("get_collection", target)), target=target)
+        return rewrite(arguments, _adapting_fn(table, key))
 
     def _call(self, method: str, arguments: dict[str, Any], rewrite: _Rewrite) -> Any:
         raise NotImplementedError  # pragma: no cover - defined by the two wrappers
@@ -345,7 +411,11 @@ class _AdaptedClientBase:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self._client, name)
+        attribute = getattr(self._client, name)
+        return self._forgetting_aliases(attribute) if name in _ALIAS_CHANGES else attribute
+
+    def _forgetting_aliases(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        raise NotImplementedError  # pragma: no cover - defined by the two wrappers
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | {n for n in dir(self._client) if not n.startswith("_")})
@@ -355,12 +425,12 @@ class _AdaptedClientBase:
         return f"{type(self).__name__}(client={self._client!r}, adapters={keys})"
 
 
-def _run(steps: Generator[str, Any, Any], get_collection: Callable[[str], Any]) -> Any:
-    """Drive ``steps`` synchronously, answering each collection name with ``get_collection``."""
+def _run(steps: Generator[tuple[Any, ...], Any, Any], client: Any) -> Any:
+    """Drive ``steps`` synchronously, answering each ``(method, *arguments)`` with that client call."""
     try:
-        name = next(steps)
+        method, *args = next(steps)
         while True:
-            name = steps.send(get_collection(name))
+            method, *args = steps.send(getattr(client, method)(*args))
     except StopIteration as done:
         return done.value
 
@@ -379,12 +449,12 @@ def _awaited(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-async def _run_async(steps: Generator[str, Any, Any], get_collection: Callable[[str], Any]) -> Any:
-    """:func:`_run` with ``get_collection`` awaited."""
+async def _run_async(steps: Generator[tuple[Any, ...], Any, Any], client: Any) -> Any:
+    """:func:`_run` with each client call awaited."""
     try:
-        name = next(steps)
+        method, *args = next(steps)
         while True:
-            name = steps.send(await get_collection(name))
+            method, *args = steps.send(await getattr(client, method)(*args))
     except StopIteration as done:
         return done.value
 
@@ -398,7 +468,9 @@ class AdaptedQdrantClient(_AdaptedClientBase):
         adapters: Which adapter serves which vectors. Keys are ``"collection"`` (every dense
             vector of that collection without a more specific entry), ``("collection", "name")``
             (one named vector) or ``("collection", None)`` (the unnamed vector). Collections
-            without an entry are queried unchanged.
+            without an entry are queried unchanged. A collection's entry also serves its aliases.
+        alias_ttl: Seconds between reads of the server's aliases (``0``: before every query;
+            ``None``: only after alias changes through this wrapper and :meth:`refresh`).
 
     Relations:
         :class:`AsyncAdaptedQdrantClient` is the ``AsyncQdrantClient`` twin.
@@ -438,11 +510,21 @@ class AdaptedQdrantClient(_AdaptedClientBase):
             KeyError: No adapter is configured for this vector.
             DimensionMismatchError, DistanceMismatchError: It does not fit the collection.
         """
-        return _run(self._verify_steps(collection_name, using), self._client.get_collection)
+        return _run(self._verify_steps(collection_name, using), self._client)
 
     def _call(self, method: str, arguments: dict[str, Any], rewrite: _Rewrite) -> Any:
-        arguments = _run(self._prepared(arguments, rewrite), self._client.get_collection)
+        arguments = _run(self._prepared(arguments, rewrite), self._client)
         return getattr(self._client, method)(**arguments)
+
+    def _forgetting_aliases(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self._aliases.invalidate()
+
+        return call
 
 
 class AsyncAdaptedQdrantClient(_AdaptedClientBase):
@@ -471,11 +553,21 @@ class AsyncAdaptedQdrantClient(_AdaptedClientBase):
 
     async def verify(self, collection_name: str, using: str | None = None) -> QueryAdapter:
         """Check the configured adapter against the collection now; see :meth:`AdaptedQdrantClient.verify`."""
-        return await _run_async(self._verify_steps(collection_name, using), self._client.get_collection)
+        return await _run_async(self._verify_steps(collection_name, using), self._client)
 
     async def _call(self, method: str, arguments: dict[str, Any], rewrite: _Rewrite) -> Any:
-        arguments = await _run_async(self._prepared(arguments, rewrite), self._client.get_collection)
+        arguments = await _run_async(self._prepared(arguments, rewrite), self._client)
         return await getattr(self._client, method)(**arguments)
+
+    def _forgetting_aliases(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                self._aliases.invalidate()
+
+        return call
 
     query_points = _awaited(_AdaptedClientBase.query_points)
     query_batch_points = _awaited(_AdaptedClientBase.query_batch_points)

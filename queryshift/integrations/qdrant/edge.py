@@ -33,8 +33,8 @@ from types import MappingProxyType
 from typing import Any
 
 from queryshift.adapters.base import QueryAdapter
-from queryshift.errors import MissingDependencyError
-from queryshift.integrations.qdrant.requests import is_dense_vector
+from queryshift.errors import DimensionMismatchError, MissingDependencyError
+from queryshift.integrations.qdrant.requests import is_dense_vector, is_multi_vector
 from queryshift.integrations.qdrant.routing import AdapterRegistry, AdapterTable, check_adapter_fits
 
 try:
@@ -55,7 +55,8 @@ _EdgeFn = Callable[[str | None, Any], Any]
 
 
 def _named(value: Any, using: str | None, fn: _EdgeFn) -> Any:
-    return fn(using, value) if is_dense_vector(value) else value
+    # Multi-vectors reach fn too, which refuses one aimed at an adapted vector (never silently unadapted).
+    return fn(using, value) if is_dense_vector(value) or is_multi_vector(value) else value
 
 
 def _pairs(pairs: list[Any], using: str | None, fn: _EdgeFn) -> list[Any]:
@@ -271,6 +272,11 @@ class AdaptedEdgeShard:
                 return vector
             if not table.is_verified(_SHARD, using):
                 self._check(table, using, adapter)
+            if is_multi_vector(vector):
+                raise DimensionMismatchError(
+                    f"edge shard, vector {using or ''!r} has a query adapter, but the query is a multi-vector; "
+                    "adapters map single (dim,) query vectors"
+                )
             return adapter.apply(vector).tolist()
 
         return adapt

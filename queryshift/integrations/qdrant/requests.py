@@ -20,8 +20,9 @@ What is adapted and what is not, and why:
 * **Relevance-feedback examples** (``FeedbackItem.example``): untouched: they are documents
   judged by a feedback model, i.e. document-space vectors; only the ``target`` is adapted.
 * **Sparse vectors**: untouched: adapters map dense embeddings only.
-* **Multi-vectors** (``list[list[float]]``, 2-d arrays): untouched; configuring an adapter for a
-  multi-vector field is rejected when the adapter is checked against the collection.
+* **Multi-vectors** (``list[list[float]]``, 2-d arrays): handed to ``fn`` too, so that a query on
+  a vector that has an adapter is refused instead of silently searched unadapted (an adapter maps
+  single vectors; the wrapper's ``fn`` raises); ``fn`` returns them unchanged where no adapter serves.
 * **Server-side / client-side inference inputs** (``Document``, ``Image``, ``InferenceObject``):
   untouched: there is no vector yet; the model named in the object embeds it (on the server, or
   with fastembed in the client), and that embedding is outside the wrapper's reach.
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "VectorFn",
     "is_dense_vector",
+    "is_multi_vector",
     "rewrite_query",
     "rewrite_prefetch",
     "rewrite_prefetches",
@@ -51,7 +53,8 @@ __all__ = [
 ]
 
 VectorFn = Callable[[str | None, Any], Any]
-"""``fn(using, vector) -> vector``: called for each raw dense vector with the vector name it targets."""
+"""``fn(using, vector) -> vector``: called for each raw dense vector (or multi-vector, see
+:func:`is_multi_vector`) with the vector name it targets."""
 
 _Model = TypeVar("_Model")
 
@@ -92,7 +95,13 @@ def is_dense_vector(value: object) -> bool:
     return False
 
 
-def _is_multi_vector(value: object) -> bool:
+def is_multi_vector(value: object) -> bool:
+    """Whether ``value`` is a raw multi-vector (late interaction): a list of vectors or a 2-d array.
+
+    Example:
+        >>> is_multi_vector([[0.1, 0.2], [0.3, 0.4]]), is_multi_vector([0.1, 0.2])
+        (True, False)
+    """
     if isinstance(value, np.ndarray):
         return value.ndim == 2
     return isinstance(value, list) and bool(value) and isinstance(value[0], (list, np.ndarray))
@@ -107,8 +116,8 @@ def _copy(model: _Model, update: dict[str, Any]) -> _Model:
 
 
 def _vector_input(value: Any, using: str | None, fn: VectorFn) -> Any:
-    """A ``VectorInput`` position: adapt raw dense vectors, leave ids, sparse, multi and inference inputs."""
-    if is_dense_vector(value):
+    """A ``VectorInput`` position: ``fn`` for raw dense and multi-vectors; ids, sparse and inference inputs stay."""
+    if is_dense_vector(value) or is_multi_vector(value):
         return fn(using, value)
     return value
 
@@ -144,7 +153,8 @@ def rewrite_query(query: Any, using: str | None, fn: VectorFn) -> Any:
         query: A raw vector, point id, sparse vector, multi-vector, ``models.Query`` variant,
             inference object or ``None``.
         using: The vector name the query targets (``None``: the unnamed vector).
-        fn: Called as ``fn(using, vector)`` for each raw dense vector; returns its replacement.
+        fn: Called as ``fn(using, vector)`` for each raw dense vector or multi-vector; returns its
+            replacement.
 
     Returns:
         ``query`` itself when nothing was replaced, else a copy.
@@ -161,7 +171,7 @@ def rewrite_query(query: Any, using: str | None, fn: VectorFn) -> Any:
     """
     if query is None:
         return None
-    if is_dense_vector(query):
+    if is_dense_vector(query) or is_multi_vector(query):
         return fn(using, query)
     if isinstance(query, models.NearestQuery):
         nearest = _vector_input(query.nearest, using, fn)
@@ -189,7 +199,7 @@ def rewrite_query(query: Any, using: str | None, fn: VectorFn) -> Any:
         if target is feedback.target:
             return query
         return _copy(query, {"relevance_feedback": _copy(feedback, {"target": target})})
-    if isinstance(query, _VECTOR_FREE) or isinstance(query, _UNTOUCHED) or _is_multi_vector(query):
+    if isinstance(query, _VECTOR_FREE) or isinstance(query, _UNTOUCHED):
         return query
     raise TypeError(
         f"cannot adapt a query of type {type(query).__name__}: expected a vector, a point id, a sparse "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -32,6 +33,7 @@ __all__ = [
     "AdapterKey",
     "AdapterTable",
     "AdapterRegistry",
+    "AliasMap",
     "check_adapter_fits",
     "distance_name",
 ]
@@ -64,8 +66,9 @@ class AdapterTable:
         by_vector: ``(collection, using)`` → adapter, ``using=None`` for the unnamed vector.
         by_collection: collection → adapter for its vectors without a ``by_vector`` entry.
         verified: ``(collection, using)`` → the adapter that passed :func:`check_adapter_fits`
-            against that vector. A cache local to this snapshot: a new snapshot starts with the
-            entries whose adapter did not change, so a swap re-checks exactly what changed.
+            against that vector of that (real, not alias) collection. A cache local to this
+            snapshot: a new snapshot starts with the entries whose adapter did not change, so a
+            swap re-checks exactly what changed.
 
     Example:
         >>> from queryshift.adapters import LinearAdapter
@@ -115,15 +118,22 @@ class AdapterTable:
         """Whether any query on ``collection_name`` may be adapted (the fast path skips the rest)."""
         return collection_name in self._collections  # type: ignore[attr-defined]
 
-    def is_verified(self, collection_name: str, using: str | None) -> bool:
-        key = (collection_name, _normalize_using(using))
-        adapter = self.resolve(*key)
+    def is_verified(self, collection_name: str, using: str | None, *, target: str | None = None) -> bool:
+        """Whether the adapter that serves ``collection_name`` passed its check against ``target``.
+
+        ``target`` is the collection the name stands for when it is an alias (default: itself):
+        checks are kept per real collection, so an alias switched elsewhere is checked again.
+        """
+        adapter = self.resolve(collection_name, using)
+        key = (target or collection_name, _normalize_using(using))
         return adapter is not None and self.verified.get(key) is adapter
 
-    def mark_verified(self, collection_name: str, using: str | None, adapter: QueryAdapter) -> None:
+    def mark_verified(
+        self, collection_name: str, using: str | None, adapter: QueryAdapter, *, target: str | None = None
+    ) -> None:
         # A plain dict write is atomic under the GIL; two threads checking the same vector at
         # once both call the server, which is harmless.
-        self.verified[(collection_name, _normalize_using(using))] = adapter
+        self.verified[(target or collection_name, _normalize_using(using))] = adapter
 
     def as_mapping(self) -> dict[AdapterKey, QueryAdapter]:
         """The configuration in the form accepted by :meth:`from_mapping`."""
@@ -200,6 +210,55 @@ class AdapterRegistry:
             del mapping[normalized]
 
         self.update(change)
+
+
+class AliasMap:
+    """Which collection each alias points at, as last read from the server, re-read when stale.
+
+    Qdrant does not tell clients when an alias moves, so the wrapper re-reads the aliases every
+    ``ttl`` seconds (and after any alias change made through it, or on ``refresh()``). Within that
+    window a query through an alias switched by another process still goes to the new collection
+    (Qdrant resolves it) but is adapted, and checked, as for the old one.
+
+    Args:
+        ttl: Seconds a read stays fresh; ``0`` re-reads before every query, ``None`` only on
+            :meth:`invalidate`.
+
+    Example:
+        >>> aliases = AliasMap(ttl=None)
+        >>> aliases.stale
+        True
+        >>> aliases.store({"docs": "docs_v2"})
+        >>> aliases.target("docs"), aliases.target("docs_v2"), aliases.stale
+        ('docs_v2', 'docs_v2', False)
+    """
+
+    def __init__(self, ttl: float | None = 10.0) -> None:
+        if ttl is not None and ttl < 0:
+            raise ValueError(f"alias_ttl must be >= 0 seconds or None, got {ttl}")
+        self.ttl = ttl
+        self._targets: Mapping[str, str] | None = None
+        self._read_at = 0.0
+
+    @property
+    def stale(self) -> bool:
+        """Whether the aliases must be read (again) before resolving a name."""
+        if self._targets is None:
+            return True
+        return self.ttl is not None and time.monotonic() - self._read_at >= self.ttl
+
+    def store(self, targets: Mapping[str, str]) -> None:
+        """Publish a fresh read: alias name → collection name (one reference swap, thread-safe)."""
+        self._targets, self._read_at = MappingProxyType(dict(targets)), time.monotonic()
+
+    def invalidate(self) -> None:
+        """Forget the last read, so the next query reads the aliases first."""
+        self._targets = None
+
+    def target(self, name: str) -> str:
+        """The collection ``name`` stands for (``name`` itself when it is not a known alias)."""
+        targets = self._targets
+        return targets.get(name, name) if targets is not None else name
 
 
 def _normalize_key(key: AdapterKey) -> AdapterKey:

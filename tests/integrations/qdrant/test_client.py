@@ -335,7 +335,7 @@ def test_recommend_discover_context_feedback_adapt_raw_vectors_only(
         assert hits(got) == hits(client.query_points("docs", query=manual, using="text", limit=8)), raw
 
 
-def test_multi_vectors_inference_objects_and_vector_free_queries_pass_through() -> None:
+def test_inference_objects_and_vector_free_queries_pass_through() -> None:
     called = []
 
     def fn(using, vector):
@@ -348,8 +348,6 @@ def test_multi_vectors_inference_objects_and_vector_free_queries_pass_through() 
         models.InferenceObject(object={"x": 1}, model="custom"),
         models.NearestQuery(nearest=models.Document(text="q", model="m")),
         models.SparseVector(indices=[1], values=[0.5]),
-        [[0.1, 0.2], [0.3, 0.4]],  # a multi-vector
-        np.ones((2, DIM), np.float32),
         models.FusionQuery(fusion=models.Fusion.DBSF),
         models.OrderByQuery(order_by="i"),
         models.SampleQuery(sample=models.Sample.RANDOM),
@@ -366,6 +364,12 @@ def test_multi_vectors_inference_objects_and_vector_free_queries_pass_through() 
     assert called == []
     with pytest.raises(TypeError, match="cannot adapt a query of type dict"):
         rewrite_query({"nearest": [0.1]}, None, fn)
+    # Multi-vectors reach fn (so an adapted vector can refuse them) and come back as they went.
+    for multi in ([[0.1, 0.2], [0.3, 0.4]], np.ones((2, DIM), np.float32)):
+        assert rewrite_query(multi, "colbert", fn) is multi
+        nearest = models.NearestQuery(nearest=multi)
+        assert rewrite_query(nearest, "colbert", fn) is nearest
+    assert called == ["colbert"] * 4
 
 
 # -- checks against the collection ---------------------------------------------------------
