@@ -1,9 +1,16 @@
-"""One training run: optimise a torch adapter on cached vectors, calling back after each epoch."""
+"""One training run: optimise a torch adapter on cached vectors, calling back after each epoch.
+
+A step's candidate set and label matrix are built from index tensors (no per-row Python): the
+pairs are turned once into a padded ``(n_queries, width)`` table of positive and negative
+document indices, and each step gathers its rows, deduplicates them with ``torch.unique`` and
+scatters the positives into the labels through the inverse indices.
+"""
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["TrainingPairs", "fit", "pick_device"]
 
+IndexRows = Sequence[Sequence[int]] | np.ndarray
+
 
 @dataclass(frozen=True)
 class TrainingPairs:
@@ -25,14 +34,19 @@ class TrainingPairs:
     Args:
         queries: ``(n_queries, dim)`` query vectors.
         documents: ``(n_documents, dim)`` document vectors (the searchable corpus).
-        positives: for each query, indices into ``documents`` of its relevant documents.
-        negatives: for each query, indices of known or mined wrong answers (may be empty).
+        positives: for each query, indices into ``documents`` of its relevant documents (at least
+            one): a list of lists, or an ``(n_queries, k)`` integer array padded with -1.
+        negatives: for each query, indices of known or mined wrong answers (may be empty), in the
+            same two forms.
+
+    Float32 C-contiguous vectors and integer arrays are used as they are (no copy), so a caller
+    holding a million pairs does not pay for them twice.
     """
 
     queries: np.ndarray
     documents: np.ndarray
-    positives: list[list[int]]
-    negatives: list[list[int]]
+    positives: IndexRows
+    negatives: IndexRows
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -40,6 +54,52 @@ def pick_device(device: str | None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def index_table(pairs: TrainingPairs) -> tuple[np.ndarray, int]:
+    """``(table, n_positive_columns)``: each query's positives then negatives as one int64 row.
+
+    Padding repeats the row's first positive, so a padded entry falls on a column that is a
+    positive anyway: deduplication removes it and the label it sets is already set.
+
+    Raises:
+        ValueError: a query without positives, or an index outside ``documents``.
+    """
+    n, n_docs = len(pairs.queries), len(pairs.documents)
+    positives = _padded(pairs.positives, n, "positives")  # (n, P), -1 = none
+    negatives = _padded(pairs.negatives, n, "negatives")  # (n, N)
+    for name, rows in (("positives", positives), ("negatives", negatives)):
+        if rows.size and (rows.max() >= n_docs or rows.min() < -1):
+            bad = int(np.flatnonzero(((rows >= n_docs) | (rows < -1)).any(axis=1))[0])
+            raise ValueError(
+                f"{name}[{bad}] = {rows[bad][rows[bad] != -1].tolist()}: indices must be in [0, {n_docs}) "
+                f"(rows of documents)"
+            )
+    first = positives.max(axis=1, initial=-1)  # (n,) a valid positive per row, -1 if none
+    if (first < 0).any():
+        bad = int(np.flatnonzero(first < 0)[0])
+        raise ValueError(f"positives[{bad}] is empty: every training query needs a relevant document")
+    table = np.concatenate([positives, negatives], axis=1)  # (n, P + N)
+    np.copyto(table, first[:, None], where=table < 0)
+    return table, positives.shape[1]
+
+
+def _padded(rows: IndexRows, n: int, name: str) -> np.ndarray:
+    """``rows`` as an ``(n, width)`` int64 array, short rows padded with -1."""
+    if isinstance(rows, np.ndarray):
+        if rows.ndim != 2 or len(rows) != n or not np.issubdtype(rows.dtype, np.integer):
+            raise ValueError(
+                f"{name} must be an (n_queries={n}, k) integer array, got {rows.dtype} {rows.shape}"
+            )
+        return rows.astype(np.int64, copy=False)
+    if len(rows) != n:
+        raise ValueError(f"{name} has {len(rows)} rows for {n} queries")
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n)  # (n,)
+    width = int(lengths.max(initial=0))
+    out = np.full((n, width), -1, dtype=np.int64)
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    out[np.arange(width) < lengths[:, None]] = flat
+    return out
 
 
 def fit(
@@ -59,47 +119,55 @@ def fit(
     """
     device = pick_device(config.device)
     module.to(device)
+    table_np, n_positive = index_table(pairs)
+    table = torch.from_numpy(table_np).to(device)  # (n_queries, P + N)
     q_all = torch.as_tensor(pairs.queries, dtype=torch.float32, device=device)  # (n_queries, dim)
     d_all = torch.as_tensor(pairs.documents, dtype=torch.float32, device=device)  # (n_documents, dim)
     normalize = config.distance != "dot"
-    if normalize:
+    corpus = config.negatives == "corpus"
+    if normalize and corpus:
         d_all = torch.nn.functional.normalize(d_all, dim=-1)
+    # In-batch candidates are normalised per step with the norms computed once: no normalised
+    # copy of the whole corpus (the same per-row division torch.nn.functional.normalize does).
+    norms = d_all.norm(dim=-1, keepdim=True).clamp_min(1e-12) if normalize and not corpus else None
     optimizer = torch.optim.AdamW(
         module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     generator = torch.Generator().manual_seed(config.seed)
-    n = len(pairs.positives)
+    n = len(table)
     losses = []
     n_epochs = epochs if epochs is not None else config.epochs
+    n_steps = -(-n // config.batch_size)
+    sizes = torch.tensor(
+        [min(config.batch_size, n - s) for s in range(0, n, config.batch_size)], dtype=torch.float64
+    )  # (n_steps,)
     for epoch in tqdm(range(n_epochs), desc="training", disable=not show_progress_bar):
         module.train()
-        order = torch.randperm(n, generator=generator).tolist()
-        total = 0.0
-        for start in range(0, n, config.batch_size):
-            batch = order[start : start + config.batch_size]
-            if config.negatives == "corpus":
-                cand = list(range(d_all.shape[0]))
+        order = torch.randperm(n, generator=generator).to(device)  # (n,)
+        step_losses = torch.empty(n_steps, dtype=torch.float32, device=device)
+        for step in range(n_steps):
+            batch = order[step * config.batch_size : (step + 1) * config.batch_size]  # (b,)
+            rows = table[batch]  # (b, P + N)
+            if corpus:
+                candidates = d_all  # (n_documents, dim)
+                positive_columns = rows[:, :n_positive]
             else:
-                cand = sorted(
-                    {i for b in batch for i in pairs.positives[b]}
-                    | {i for b in batch for i in pairs.negatives[b]}
-                )
-            column = {doc: c for c, doc in enumerate(cand)}
-            labels = torch.zeros(len(batch), len(cand), dtype=torch.bool)
-            for row, b in enumerate(batch):
-                for doc in pairs.positives[b]:
-                    if doc in column:
-                        labels[row, column[doc]] = True
-            candidates = d_all[cand]  # (n_candidates, dim)
-            adapted = module(q_all[batch])  # (batch, dim)
+                columns, inverse = torch.unique(rows, return_inverse=True)  # (n_candidates,), (b, P + N)
+                candidates = d_all[columns]  # (n_candidates, dim)
+                if norms is not None:
+                    candidates = candidates / norms[columns]
+                positive_columns = inverse[:, :n_positive]
+            labels = torch.zeros(len(batch), len(candidates), dtype=torch.bool, device=device)
+            labels.scatter_(1, positive_columns, True)  # (b, n_candidates)
+            adapted = module(q_all[batch])  # (b, dim)
             loss = multi_positive_contrastive_loss(
-                adapted, candidates, labels.to(device), temperature=config.temperature, normalize=normalize
+                adapted, candidates, labels, temperature=config.temperature, normalize=normalize
             )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(batch)
-        losses.append(total / n)
+            step_losses[step] = loss.detach()
+        losses.append(float((step_losses.double().cpu() * sizes).sum()) / n)
         if on_epoch is not None:
             module.eval()
             with torch.no_grad():

@@ -10,7 +10,6 @@ a candidate (gain 0), so the result is never worse than no adapter on validation
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,11 +19,12 @@ import numpy as np
 
 from queryshift.adapters.base import QueryAdapter
 from queryshift.embeddings import EmbeddedDataset
-from queryshift.evaluation import evaluate_retrieval, rank_documents
+from queryshift.evaluation import rank_documents
 from queryshift.splits import revisit_rate, split_by_document, split_by_query
 from queryshift.training.config import TrainingConfig
 from queryshift.training.loop import TrainingPairs, fit, pick_device
 from queryshift.training.modules import build_module
+from queryshift.training.scoring import SplitScorer
 
 logger = logging.getLogger(__name__)
 
@@ -134,35 +134,31 @@ def train_adapter(
     # The pseudo pairs (and their mined negatives) are the same for the selection run and the refit.
     pseudo_pairs = _pairs(pseudo, config) if pseudo is not None and pseudo.query_ids else None
 
-    def score(split: str, vectors: np.ndarray) -> dict[str, float]:
-        part = val_sets[split]
-        result = evaluate_retrieval(
-            vectors,
-            part.query_ids,
-            part.document_vectors,
-            part.document_ids,
-            part.dataset.qrels,
-            distance=config.distance,
-            metrics=metrics,
-        )
-        return result.metrics
-
-    base_scores = {name: score(name, part.query_vectors) for name, part in val_sets.items()}
+    scorers = {name: SplitScorer(part, metrics, distance=config.distance) for name, part in val_sets.items()}
+    base_scores = {name: scorers[name].score(part.query_vectors[None])[0] for name, part in val_sets.items()}
     candidates = [Candidate(0, 0.0, {name: s[config.metric] for name, s in base_scores.items()})]
-    snapshots: dict[int, Any] = {}
+    # Every metric of every candidate, kept for the chosen one's validation report.
+    all_scores: dict[tuple[int, float], dict[str, dict[str, float]]] = {(0, 0.0): base_scores}
+    best_state: dict[str, Any] = {}
 
     def on_epoch(epoch: int, module) -> None:
         import torch
 
-        snapshots[epoch] = copy.deepcopy(module).to("cpu")
-        for alpha in config.alphas:
-            scores = {}
-            for name, part in val_sets.items():
-                with torch.no_grad():
-                    q = torch.as_tensor(part.query_vectors, device=next(module.parameters()).device)
-                    adapted = module(q, alpha=alpha).cpu().numpy()
-                scores[name] = score(name, adapted)[config.metric]
-            candidates.append(Candidate(epoch, alpha, scores))
+        device = next(module.parameters()).device
+        per_split = {}
+        for name, part in val_sets.items():
+            q = torch.as_tensor(part.query_vectors, device=device)  # (n_val, dim)
+            # Every alpha of this epoch in one ranking pass: (n_alphas, n_val, dim).
+            stacked = torch.stack([module(q, alpha=alpha) for alpha in config.alphas]).cpu().numpy()
+            per_split[name] = scorers[name].score(stacked)
+        for i, alpha in enumerate(config.alphas):
+            all_scores[(epoch, alpha)] = {name: per_split[name][i] for name in val_sets}
+            candidates.append(
+                Candidate(epoch, alpha, {name: per_split[name][i][config.metric] for name in val_sets})
+            )
+        if not config.refit and _choose(candidates, config).epoch == epoch:
+            # The best candidate so far is this epoch's: keep its weights (not a copy of every epoch).
+            best_state.update({k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()})
 
     losses: list[float] = []
     if val_sets:
@@ -194,20 +190,18 @@ def train_adapter(
         )
         adapter = module.to_adapter(alpha=chosen.alpha, **export)
     else:
-        adapter = snapshots[chosen.epoch].to_adapter(alpha=chosen.alpha, **export)
+        module = _fresh_module(config, data.dim)
+        module.load_state_dict(best_state)
+        adapter = module.to_adapter(alpha=chosen.alpha, **export)
 
-    validation = {}
-    for name, part in val_sets.items():
-        if chosen.alpha == 0.0:
-            adapted_scores = base_scores[name]
-        else:
-            snapshot = snapshots[chosen.epoch].to_adapter(alpha=chosen.alpha, **export)
-            adapted_scores = score(name, snapshot.apply(part.query_vectors))
-        validation[name] = {
+    validation = {
+        name: {
             "base": base_scores[name],
-            "adapted": adapted_scores,
+            "adapted": all_scores[(chosen.epoch, chosen.alpha)][name],
             "queries": len(part.query_ids),
         }
+        for name, part in val_sets.items()
+    }
     seconds = time.perf_counter() - started
     logger.info("chose epoch=%d alpha=%.2f in %.1fs", chosen.epoch, chosen.alpha, seconds)
     return TrainingResult(

@@ -71,3 +71,17 @@ def test_config_errors_name_the_field():
         TrainingConfig(alphas=(0.0,))
     with pytest.raises(ValueError, match="metric"):
         TrainingConfig(metric="ndcg")
+
+
+def test_without_refit_the_chosen_epochs_weights_are_kept():
+    data = toy_embedded(n_docs=40, n_queries=300, noise=0.3)
+    config = TrainingConfig(epochs=6, learning_rate=1e-2, hard_negatives=4, refit=False)
+    result = train_adapter(data, config)
+    assert not result.is_identity
+    for name, figures in result.validation.items():
+        assert figures["adapted"]["ndcg@10"] == result.chosen.scores[name]
+    # A run stopped at the chosen epoch follows the same trajectory and chooses the same candidate.
+    again = train_adapter(data, TrainingConfig(**{**vars(config), "epochs": result.chosen.epoch}))
+    assert again.chosen == result.chosen
+    for name, tensor in result.adapter.tensors().items():
+        np.testing.assert_array_equal(again.adapter.tensors()[name], tensor)

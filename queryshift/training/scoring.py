@@ -1,0 +1,96 @@
+"""Validation scoring of many candidate adapters at once, vectorised over queries and candidates.
+
+The recipe scores every (epoch, alpha) candidate on its held-out splits. Per-query Python
+(``evaluate_retrieval`` builds id lists and loops over queries and metrics) cost more than the
+training steps themselves, so this scorer keeps the split's relevance as sorted integer keys and
+computes the same metrics, by the same definitions (:func:`queryshift.evaluation.score_rankings`),
+on whole ``(n_candidates, n_queries, k)`` hit arrays. Ranking is
+:func:`queryshift.evaluation.rank_documents`, with its tie-breaking.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from queryshift.embeddings import EmbeddedDataset
+from queryshift.evaluation import _parse_metric, rank_documents
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SplitScorer"]
+
+
+class SplitScorer:
+    """Mean retrieval metrics of stacked query matrices over one split's corpus and qrels.
+
+    Args:
+        part: The held-out queries with the corpus they search.
+        metrics: Names ``{ndcg,mrr,hit,recall,precision,map}@k``.
+        distance: ``"cosine"``, ``"dot"`` or ``"euclid"``, as in :func:`rank_documents`.
+
+    Example:
+        >>> from queryshift.data import RetrievalDataset
+        >>> docs = np.eye(3, dtype=np.float32)
+        >>> ds = RetrievalDataset(queries={"q": ""}, documents={"a": "", "b": "", "c": ""}, qrels={"q": {"b"}})
+        >>> scorer = SplitScorer(EmbeddedDataset(ds, ["q"], docs[[1]], ["a", "b", "c"], docs, "toy"), ["hit@1"])
+        >>> scorer.score(np.stack([docs[[1]], docs[[2]]]))
+        [{'hit@1': 1.0}, {'hit@1': 0.0}]
+    """
+
+    def __init__(self, part: EmbeddedDataset, metrics: Sequence[str], *, distance: str = "cosine") -> None:
+        self.metrics = tuple(metrics)
+        self._parsed = [_parse_metric(m) for m in self.metrics]
+        self._k = max(k for _, k in self._parsed)
+        self._documents = part.document_vectors
+        self._distance = distance
+        self.n_queries = len(part.query_ids)
+        n_docs = len(part.document_ids)
+        position = {d: i for i, d in enumerate(part.document_ids)}
+        relevant = [part.dataset.qrels[q] for q in part.query_ids]
+        empty = [q for q, rel in zip(part.query_ids, relevant, strict=True) if not rel]
+        if empty:
+            raise ValueError(f"query {empty[0]!r} has no relevant documents")
+        self._n_relevant = np.array([len(rel) for rel in relevant], dtype=np.float64)  # (n_queries,)
+        keys = [row * n_docs + position[d] for row, rel in enumerate(relevant) for d in rel]
+        self._keys = np.unique(np.asarray(keys, dtype=np.int64))  # sorted (query row, document) codes
+        self._n_docs = n_docs
+
+    def score(self, vectors: np.ndarray) -> list[dict[str, float]]:
+        """Mean metrics of each query matrix in ``vectors``: ``(n_candidates, n_queries, dim)``."""
+        n_candidates = vectors.shape[0]
+        flat = vectors.reshape(n_candidates * self.n_queries, -1)  # (n_candidates * n_queries, dim)
+        top = rank_documents(flat, self._documents, k=self._k, distance=self._distance)  # (m, w)
+        rows = np.tile(np.arange(self.n_queries, dtype=np.int64), n_candidates)  # (m,)
+        codes = rows[:, None] * self._n_docs + top  # (m, w)
+        found = np.searchsorted(self._keys, codes).clip(max=max(len(self._keys) - 1, 0))
+        hits = (self._keys[found] == codes if len(self._keys) else np.zeros(codes.shape, bool)).astype(
+            np.float64
+        )  # (m, w)
+        n_relevant = np.tile(self._n_relevant, n_candidates)  # (m,)
+        per_query = {}
+        for name, (kind, k) in zip(self.metrics, self._parsed, strict=True):
+            part = hits[:, :k]  # (m, min(k, w))
+            if kind == "hit":
+                value = part.any(axis=1).astype(np.float64)
+            elif kind == "mrr":
+                first = np.argmax(part > 0, axis=1)
+                value = np.where(part.any(axis=1), 1.0 / (first + 1), 0.0)
+            elif kind == "recall":
+                value = part.sum(axis=1) / n_relevant
+            elif kind == "precision":
+                value = part.sum(axis=1) / k
+            elif kind == "ndcg":
+                discounts = 1.0 / np.log2(np.arange(2, k + 2))  # (k,)
+                ideal = np.array(
+                    [discounts[:j].sum() for j in range(k + 1)]
+                )  # sum of the first j, as score_rankings
+                dcg = (part * discounts[: part.shape[1]]).sum(axis=1)
+                value = dcg / ideal[np.minimum(n_relevant, k).astype(np.int64)]
+            else:  # map
+                precision_at_hit = np.cumsum(part, axis=1) / np.arange(1, part.shape[1] + 1)
+                value = (precision_at_hit * part).sum(axis=1) / np.minimum(k, n_relevant)
+            per_query[name] = value.reshape(n_candidates, self.n_queries)
+        return [{m: float(per_query[m][c].mean()) for m in self.metrics} for c in range(n_candidates)]

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from queryshift.data import RetrievalDataset
+from queryshift.embeddings import EmbeddedDataset
+from queryshift.evaluation import evaluate_retrieval
+from queryshift.training.scoring import SplitScorer
+
+METRICS = ("ndcg@10", "mrr@10", "hit@1", "hit@5", "recall@10", "precision@3", "map@100")
+
+
+def _split(rng, n_docs):
+    docs = rng.standard_normal((n_docs, 8)).astype(np.float32)
+    docs[1] = docs[0]  # a tie: broken by ascending index in both scorers
+    doc_ids = [f"d{i:02d}" for i in range(n_docs)]
+    qrels = {f"q{i:02d}": {doc_ids[i % n_docs], doc_ids[(3 * i) % n_docs]} for i in range(12)}
+    qrels["q00"] = {doc_ids[1], doc_ids[2], doc_ids[5]}
+    ds = RetrievalDataset(queries=dict.fromkeys(qrels, ""), documents=dict.fromkeys(doc_ids, ""), qrels=qrels)
+    queries = docs[[i % n_docs for i in range(12)]] + rng.standard_normal((12, 8)).astype(np.float32)
+    return EmbeddedDataset(ds, sorted(qrels), queries, doc_ids, docs, "toy")
+
+
+@pytest.mark.parametrize("n_docs", [40, 6])  # 6 < k: rankings shorter than the metrics' cut-off
+def test_matches_evaluate_retrieval_for_every_stacked_candidate(rng, n_docs):
+    part = _split(rng, n_docs)
+    stack = np.stack([part.query_vectors, part.query_vectors[::-1].copy(), -part.query_vectors])
+    got = SplitScorer(part, METRICS).score(stack)
+    for vectors, scores in zip(stack, got, strict=True):
+        expected = evaluate_retrieval(
+            vectors,
+            part.query_ids,
+            part.document_vectors,
+            part.document_ids,
+            part.dataset.qrels,
+            metrics=METRICS,
+        ).metrics
+        assert scores == pytest.approx(expected, abs=1e-12)
+    assert got[0] != got[2]
