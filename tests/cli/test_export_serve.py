@@ -23,11 +23,10 @@ def saved_adapter(path, *, base_model: str | None = None) -> LinearAdapter:
 def test_export_writes_a_model_that_adapts_queries(tmp_path):
     base = tiny_sentence_transformer(dim=8, normalize=True)
     base.save(str(tmp_path / "base"))
-    adapter = saved_adapter(tmp_path / "adapter", base_model=str(tmp_path / "base"))  # --model not needed
+    adapter = saved_adapter(tmp_path / "adapter")
     out = tmp_path / "exported"
-    result = CliRunner().invoke(
-        main, ["export", str(tmp_path / "adapter"), "--sentence-transformers", str(out)]
-    )
+    args = ["export", str(tmp_path / "adapter"), "--sentence-transformers", str(out)]
+    result = CliRunner().invoke(main, [*args, "--model", str(tmp_path / "base")])
     assert result.exit_code == 0, result.output
     assert f"load it with SentenceTransformer('{out}')" in result.output
     model = SentenceTransformer(str(out), device="cpu")
@@ -44,6 +43,10 @@ def test_export_errors_are_one_line(tmp_path):
     assert "Error: adapter expects dim=8, but the base model's embeddings have dim=4" in result.output
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "Error: no base model" in result.output
+    saved_adapter(tmp_path / "recorded", base_model=str(tmp_path / "base4"))  # a path in the config
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "recorded"), *args[2:]])
+    assert result.exit_code == 1
+    assert "is not a model name (it is read as a name, never as a path)" in result.output
     assert not (tmp_path / "out").exists()
 
 
