@@ -59,26 +59,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(adapter_dir: Path, settings: dict, threads: int) -> tuple[subprocess.Popen, str]:
+def wait_healthy(url: str, process: subprocess.Popen, *, timeout_s: float = 300) -> None:
+    """Poll ``url/health`` until it answers 200; fail if the server process exits or time runs out."""
     import httpx
 
-    port = free_port()
-    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    args = [str(adapter_dir), str(port), str(settings["max_batch_size"]), str(settings["max_wait_ms"])]
-    process = subprocess.Popen([sys.executable, "-c", _SERVER, *args], env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
     process.kill()
-    raise RuntimeError("server did not become healthy within 300 s")
+    raise RuntimeError(f"{url} did not become healthy within {timeout_s:.0f} s")
+
+
+def start_server(adapter_dir: Path, settings: dict, threads: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    args = [str(adapter_dir), str(port), str(settings["max_batch_size"]), str(settings["max_wait_ms"])]
+    process = subprocess.Popen([sys.executable, "-c", _SERVER, *args], env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, process)
+    return process, url
 
 
 async def load(url: str, texts: list[str], *, requests: int, concurrency: int) -> dict:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-import time
 
-import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from benchmarks.serve_latency import free_port, wait_healthy
 from queryshift.adapters import AdapterConfig, LinearAdapter
 from queryshift.cli import main
 
@@ -63,17 +62,16 @@ def test_readme_langchain(my_adapter, capsys):
 def test_readme_server_with_the_openai_client(my_adapter, encoder):
     (command,) = readme_blocks("### An embeddings server (OpenAI API)", "bash")
     (snippet,) = readme_blocks("### An embeddings server (OpenAI API)", "python")
-    with httpx.Client() as probe:
-        port = _free_port()
-        args = [a if a != "8000" else str(port) for a in cli_args(command)]
-        process = subprocess.Popen([sys.executable, "-m", "queryshift.cli", *args])
-        try:
-            _wait_healthy(probe, f"http://127.0.0.1:{port}/health", process)
-            scope: dict = {}
-            exec(snippet.replace("127.0.0.1:8000", f"127.0.0.1:{port}"), scope)
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
+    port = free_port()
+    args = [a if a != "8000" else str(port) for a in cli_args(command)]
+    process = subprocess.Popen([sys.executable, "-m", "queryshift.cli", *args])
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process)
+        scope: dict = {}
+        exec(snippet.replace("127.0.0.1:8000", f"127.0.0.1:{port}"), scope)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
     query = np.array([scope["query"].data[0].embedding], np.float32)
     expected = my_adapter.apply(
         encoder.model.encode_query(["How did revenue change in 2021?"], normalize_embeddings=True)
@@ -82,24 +80,3 @@ def test_readme_server_with_the_openai_client(my_adapter, encoder):
     documents = np.array([row.embedding for row in scope["documents"].data], np.float32)
     base = encoder.model.encode_document(["Revenue grew 57% in 2021."], normalize_embeddings=True)
     assert np.abs(documents - base).max() <= 1e-6
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(client: httpx.Client, url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"queryshift serve exited with {process.returncode}"
-        try:
-            if client.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not healthy after 300 s")
