@@ -82,3 +82,38 @@ def test_evaluate_names_a_malformed_heldout_file(setup, content, message):
     tmp_path, data, adapter_dir = setup
     (adapter_dir / "heldout_queries.json").write_bytes(content)
     assert message in _one_error_line(_evaluate(tmp_path, data, adapter_dir, "--queries", "auto"))
+
+
+@pytest.mark.slow
+def test_reindex_json_is_pure_json_on_stdout(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    folder = tmp_path / "qdrant"
+    client = QdrantClient(path=str(folder))
+    client.create_collection("docs", vectors_config=models.VectorParams(size=384, distance="Cosine"))
+    rng = np.random.default_rng(0)
+    points = [
+        models.PointStruct(
+            id=i, vector=rng.normal(size=384).tolist(), payload={"text": f"document number {i}"}
+        )
+        for i in range(3)
+    ]
+    client.upsert("docs", points)
+    client.close()
+    args = [
+        "reindex",
+        "--qdrant-path",
+        str(folder),
+        "--source",
+        "docs",
+        "--target",
+        "docs_v2",
+        "--alias",
+        "live",
+    ]
+    result = CliRunner().invoke(
+        main, [*args, "--model", "sentence-transformers/all-MiniLM-L6-v2", "--text-field", "text", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["points"] == 3 and report["target_collection"] == "docs_v2"
