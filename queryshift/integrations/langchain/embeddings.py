@@ -96,9 +96,10 @@ class EncoderEmbeddings(Embeddings):
     """A queryshift :class:`~queryshift.embeddings.Encoder` as LangChain ``Embeddings``.
 
     With :class:`~queryshift.embeddings.SentenceTransformerEncoder` this embeds exactly as
-    queryshift did while training (``encode_query`` / ``encode_document``, normalised, through
-    the on-disk cache), so a vector store filled through it holds the vectors the adapter was
-    trained against. ``langchain-huggingface``'s ``HuggingFaceEmbeddings`` does a similar job;
+    queryshift did while training (``encode_query`` / ``encode_document``, normalised), so a
+    vector store filled through it holds the vectors the adapter was trained against. For live
+    queries give it an encoder with ``cache=False``: the on-disk cache writes a file per call
+    that brings new texts. ``langchain-huggingface``'s ``HuggingFaceEmbeddings`` does a similar job;
     queryshift does not depend on it because it pins ``huggingface-hub<2`` and installing it
     would downgrade the hub client under an installed transformers (2.4 → 1.33 here).
 
