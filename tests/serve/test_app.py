@@ -260,3 +260,21 @@ def test_serve_config_validates():
         ServeConfig(max_batch_size=0)
     with pytest.raises(ValueError, match="max_pending=8 must be at least max_inputs=16"):
         ServeConfig(max_inputs=16, max_pending=8)
+
+
+def test_batcher_never_exceeds_max_batch_size_and_keeps_arrival_order():
+    seen: list[list[str]] = []
+
+    def embed(task, texts):
+        seen.append(list(texts))
+        return np.array([[float(t[1:]), 0.0] for t in texts], np.float32)
+
+    async def main():
+        async with MicroBatcher(embed, max_batch_size=4, max_wait_ms=50, max_pending=100) as batcher:
+            jobs = [["q0", "q1", "q2"], ["q3", "q4"], ["q5"], ["q6", "q7", "q8", "q9", "q10"]]
+            results = await asyncio.gather(*(batcher.submit("query", texts) for texts in jobs))
+        for texts, rows in zip(jobs, results, strict=True):
+            assert rows[:, 0].tolist() == [float(t[1:]) for t in texts]  # each request its own rows
+
+    asyncio.run(main())
+    assert seen == [["q0", "q1", "q2"], ["q3", "q4", "q5"], ["q6", "q7", "q8", "q9", "q10"]]
