@@ -225,3 +225,28 @@ def test_edge_shard_refuses_a_multivector_query_under_an_all_vectors_adapter(tmp
         assert [p.id for p in adapted.query(query=qe.Query.Nearest(Q, using="dense"), limit=1)] == [1]
     finally:
         adapted.close()
+
+
+def test_a_key_that_may_not_list_aliases_still_queries_with_a_warning(caplog):
+    """Fault injection: a collection-scoped API key gets 403 from get_aliases."""
+    import httpx
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    from queryshift.integrations.qdrant import AdaptedQdrantClient
+
+    class ScopedKeyClient(QdrantClient):
+        status = 403
+
+        def get_aliases(self, **kwargs):
+            raise UnexpectedResponse(self.status, "Forbidden", b"", httpx.Headers())
+
+    client = ScopedKeyClient(":memory:")
+    _collection(client, "docs")
+    adapted = AdaptedQdrantClient(client, adapters={"docs": _swap_adapter()})
+    with caplog.at_level("WARNING", logger="queryshift.integrations.qdrant.client"):
+        assert _top(adapted.query_points("docs", query=Q)) == 1
+    assert "cannot read the server's aliases" in caplog.text
+    client.status = 500  # any other failure is the caller's to see
+    adapted.refresh()
+    with pytest.raises(UnexpectedResponse, match="500"):
+        adapted.query_points("docs", query=Q)

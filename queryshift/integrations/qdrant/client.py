@@ -137,6 +137,14 @@ def _where(collection_name: str, using: str | None) -> str:
     return f"collection {collection_name!r}, " + (f"vector {using!r}" if using else "unnamed vector")
 
 
+def _forbidden(exc: Exception) -> bool:
+    """Whether a client call failed for lack of permission (REST 403, gRPC PERMISSION_DENIED)."""
+    if getattr(exc, "status_code", None) == 403:
+        return True
+    code = getattr(exc, "code", None)
+    return callable(code) and getattr(code(), "name", None) == "PERMISSION_DENIED"
+
+
 def _key_for(table: AdapterTable, collection_name: str, target: str) -> str | None:
     """The adapter key serving a query on ``collection_name``: its own entry first, else that of the
     collection it is an alias of (``target``); ``None`` when neither has adapters."""
@@ -298,10 +306,27 @@ class _AdaptedClientBase:
         self._aliases.invalidate()
 
     def _targets(self) -> Generator[tuple[Any, ...], Any, None]:
-        """Read the aliases when the last read is stale."""
-        if self._aliases.stale:
+        """Read the aliases when the last read is stale.
+
+        A key scoped to some collections may not list aliases (403): then names are taken as they
+        are until the next read, with a warning, rather than failing every query.
+        """
+        if not self._aliases.stale:
+            return
+        try:
             response = yield ("get_aliases",)
-            self._aliases.store({a.alias_name: a.collection_name for a in response.aliases})
+        except Exception as exc:
+            if not _forbidden(exc):
+                raise
+            logger.warning(
+                "cannot read the server's aliases (%s): a query through an alias is adapted only by an "
+                "adapter keyed by the alias itself; retrying in %s s",
+                exc,
+                self._aliases.ttl,
+            )
+            self._aliases.store({})
+            return
+        self._aliases.store({a.alias_name: a.collection_name for a in response.aliases})
 
     def _verify_steps(
         self, collection_name: str, using: str | None
@@ -430,7 +455,12 @@ def _run(steps: Generator[tuple[Any, ...], Any, Any], client: Any) -> Any:
     try:
         method, *args = next(steps)
         while True:
-            method, *args = steps.send(getattr(client, method)(*args))
+            try:
+                result = getattr(client, method)(*args)
+            except Exception as exc:  # handed to the step that asked (it may handle it), not swallowed
+                method, *args = steps.throw(exc)
+            else:
+                method, *args = steps.send(result)
     except StopIteration as done:
         return done.value
 
@@ -454,7 +484,12 @@ async def _run_async(steps: Generator[tuple[Any, ...], Any, Any], client: Any) -
     try:
         method, *args = next(steps)
         while True:
-            method, *args = steps.send(await getattr(client, method)(*args))
+            try:
+                result = await getattr(client, method)(*args)
+            except Exception as exc:  # handed to the step that asked (it may handle it), not swallowed
+                method, *args = steps.throw(exc)
+            else:
+                method, *args = steps.send(result)
     except StopIteration as done:
         return done.value
 
