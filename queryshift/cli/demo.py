@@ -28,12 +28,15 @@ from queryshift.embeddings import DEFAULT_MODEL, embed_dataset
 )
 def demo(data_dir, model, output):
     """Train and evaluate adapters on public 10-K data: Lyft->Uber, and an Uber same-corpus split."""
+    from queryshift.atomic import check_output_directory
     from queryshift.demo import example_data_dir
     from queryshift.pipeline import compare_adapter, pseudo_queries_for, train_and_save
     from queryshift.splits import split_by_query
     from queryshift.training.config import TrainingConfig
 
     with user_errors():
+        for index in (1, 2):  # both adapter directories, before anything is downloaded or trained
+            check_output_directory(output / f"setting-{index}", protect=[data_dir] if data_dir else [])
         folder = example_data_dir(data_dir)
         lyft = load_dataset(folder / "train_dataset.json")
         uber = load_dataset(folder / "val_dataset.json")

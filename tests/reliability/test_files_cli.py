@@ -154,3 +154,12 @@ def test_serve_and_export_read_base_model_as_a_name_not_a_path(tmp_path):
     with pytest.raises(AdapterFormatError, match="field 'base_model' '../../../../etc' is not a model name"):
         to_sentence_transformer(path, None, tmp_path / "exported")
     assert not (tmp_path / "exported").exists()
+
+
+def test_demo_checks_both_adapter_directories_before_any_work(tmp_path, monkeypatch):
+    import queryshift.demo
+
+    monkeypatch.setattr(queryshift.demo, "example_data_dir", lambda data: pytest.fail("demo started"))
+    (tmp_path / "out" / "setting-2").mkdir(parents=True)
+    (tmp_path / "out" / "setting-2" / "notes.txt").write_text("draft")
+    _one_line_error(_run("demo", "--output", tmp_path / "out"), "setting-2", "notes.txt")
