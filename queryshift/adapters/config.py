@@ -251,6 +251,20 @@ def parse_adapter_config(data: bytes, *, source: object, strict: bool = True) ->
         >>> parse_adapter_config(text, source="adapter_config.json").dim
         4
     """
+    return AdapterConfig.from_dict(parse_json_bytes(data, source=source), strict=strict, source=source)
+
+
+def parse_json_bytes(data: bytes, *, source: object) -> Any:
+    """JSON from a file's bytes; not UTF-8, bad syntax or a key given twice raise naming ``source``.
+
+    Shared by the adapter file readers (``adapter_config.json``, LlamaIndex ``config.json``).
+
+    Example:
+        >>> parse_json_bytes(b'{"a": 1, "a": 2}', source="x.json")
+        Traceback (most recent call last):
+        ...
+        queryshift.errors.AdapterFormatError: x.json: key 'a' appears twice
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -258,12 +272,11 @@ def parse_adapter_config(data: bytes, *, source: object, strict: bool = True) ->
             f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from None
     try:
-        raw = json.loads(text, object_pairs_hook=_no_duplicates)
+        return json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise AdapterFormatError(f"{source}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
     except _DuplicateKeyError as exc:
         raise AdapterFormatError(f"{source}: key {exc} appears twice") from None
-    return AdapterConfig.from_dict(raw, strict=strict, source=source)
 
 
 class _DuplicateKeyError(ValueError):

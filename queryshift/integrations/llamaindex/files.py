@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from queryshift.adapters.base import QueryAdapter
-from queryshift.adapters.config import AdapterConfig, Distance
+from queryshift.adapters.config import AdapterConfig, Distance, parse_json_bytes
 from queryshift.adapters.io import CONFIG_NAME, load_adapter
 from queryshift.adapters.linear import LinearAdapter
 from queryshift.adapters.two_layer import TwoLayerAdapter
@@ -246,14 +246,7 @@ def _import_torch() -> Any:
 
 
 def _read_json(path: Path, data: bytes) -> dict[str, Any]:
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise AdapterFormatError(
-            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise AdapterFormatError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    raw = parse_json_bytes(data, source=path)
     if not isinstance(raw, dict):
         raise AdapterFormatError(f"{path}: expected a JSON object, got {type(raw).__name__}")
     return raw
