@@ -84,7 +84,7 @@ _READ_ATTEMPTS = 50
 
 # Layouts queryshift wrote before directories carried a manifest (0.1): replaced without one.
 # An adapter (adapters/io.py, pipeline.HELDOUT_NAME), a LlamaIndex export
-# (integrations/llamaindex_files.py) and a fine-tuned model (training/finetune.py REPORT_NAME).
+# (integrations/llamaindex/files.py) and a fine-tuned model (training/finetune.py REPORT_NAME).
 _LEGACY_EXACT = (
     ({"adapter_config.json", "adapter.safetensors"}, {"heldout_queries.json"}),
     ({"config.json", "pytorch_model.bin", "queryshift_adapter.json"}, set()),
