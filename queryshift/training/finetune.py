@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from queryshift.atomic import atomic_directory
+from queryshift.atomic import atomic_directory, check_output_directory
 from queryshift.data import RetrievalDataset
 from queryshift.embeddings import SentenceTransformerEncoder, embed_dataset, resolve_model_name
 from queryshift.errors import MissingDependencyError
@@ -125,6 +125,8 @@ def finetune_model(
     Raises:
         ValueError: ``config.matryoshka_dims`` larger than the model's dimension, or a model whose
             similarity function queryshift cannot evaluate.
+        OutputPathError: ``output_dir`` holds files queryshift did not write (or cannot be
+            written); raised before any training.
 
     Example:
         >>> from queryshift.data import RetrievalDataset
@@ -142,7 +144,8 @@ def finetune_model(
     """
     config = config or FinetuneConfig()
     started = time.perf_counter()
-    output_dir = Path(output_dir)
+    # Refuse a directory we may not replace before training, not after minutes of it.
+    output_dir = check_output_directory(output_dir)
     if validation is None:
         split = split_dataset(
             train, regime=config.validation_split, test_fraction=config.validation_fraction, seed=config.seed

@@ -163,3 +163,22 @@ def test_demo_checks_both_adapter_directories_before_any_work(tmp_path, monkeypa
     (tmp_path / "out" / "setting-2").mkdir(parents=True)
     (tmp_path / "out" / "setting-2" / "notes.txt").write_text("draft")
     _one_line_error(_run("demo", "--output", tmp_path / "out"), "setting-2", "notes.txt")
+
+
+def test_finetune_model_from_python_refuses_user_files_before_loading_a_model(toy, tmp_path, monkeypatch):
+    import queryshift.training.finetune as finetune
+    from queryshift.data import load_dataset
+    from queryshift.errors import OutputPathError
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(finetune, "SentenceTransformerEncoder", never)
+    monkeypatch.setattr(finetune, "split_dataset", never)
+    data, _ = toy
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "notes.txt").write_text("draft")
+    with pytest.raises(OutputPathError, match="notes.txt"):
+        finetune.finetune_model(load_dataset(data), output_dir=target)
+    assert (target / "notes.txt").read_text() == "draft"
