@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from queryshift.data import RetrievalDataset
-from queryshift.embeddings import EmbeddedDataset, Encoder
+from queryshift.embeddings import EmbeddedDataset, Encoder, check_finite
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def embed_pseudo_queries(
     document_ids = list(texts)
     logger.info("embedding %d pseudo-queries from %d documents", len(query_ids), len(document_ids))
     vectors = np.asarray(encoder.encode_queries([pseudo.queries[q] for q in query_ids]), dtype=np.float32)
+    check_finite(vectors, query_ids, what="pseudo-query vectors from the model")  # (n_pseudo, dim)
     return EmbeddedDataset(
         dataset=pseudo,
         query_ids=query_ids,

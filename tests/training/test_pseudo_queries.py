@@ -3,6 +3,7 @@ import pytest
 
 from queryshift.data import RetrievalDataset
 from queryshift.embeddings import EmbeddedDataset
+from queryshift.errors import DataFormatError
 from queryshift.evaluation import evaluate_retrieval
 from queryshift.training import TrainingConfig, train_adapter
 from queryshift.training.pseudo_queries import embed_pseudo_queries, sample_pseudo_queries
@@ -74,6 +75,17 @@ def test_embedding_keeps_document_vectors_and_merges_corpora_by_id():
     assert sorted(next(iter(pseudo.dataset.qrels[q])) for q in pseudo.query_ids) == ["a", "c"]
     assert encoder.seen == [LONG, LONG] and pseudo.query_vectors.shape == (2, 4)
     assert embed_pseudo_queries(encoder, [_corpus({"x": "", "y": "Too short."})]) is None
+
+
+def test_non_finite_model_output_for_pseudo_queries_is_refused_with_the_sentence_id():
+    class _NaNEncoder(_QueryOnlyEncoder):
+        def encode_queries(self, texts):
+            vectors = super().encode_queries(texts)
+            vectors[-1, 0] = np.nan
+            return vectors
+
+    with pytest.raises(DataFormatError, match="pseudo-query vectors.*1 row"):
+        embed_pseudo_queries(_NaNEncoder(), [_corpus({"a": LONG, "b": LONG})], per_document=1)
 
 
 def test_pairs_share_documents_by_id_and_append_new_ones():
