@@ -147,16 +147,22 @@ def train_and_save(
     split_regime: str = "none",
     pseudo: EmbeddedDataset | None = None,
     show_progress_bar: bool = False,
+    ranker: Any = None,
 ):
     """Train with :func:`queryshift.training.train_adapter`, record provenance, save atomically.
 
     Returns ``(adapter, result)``; ``adapter`` is the loaded-back saved adapter, so what the caller
-    uses is byte for byte what is on disk.
+    uses is byte for byte what is on disk. ``ranker``: the recipe's validation ranker (index-side).
     """
     from queryshift.training import train_adapter
 
     result = train_adapter(
-        train, config, base_model=base_model, pseudo=pseudo, show_progress_bar=show_progress_bar
+        train,
+        config,
+        base_model=base_model,
+        pseudo=pseudo,
+        show_progress_bar=show_progress_bar,
+        ranker=ranker,
     )
     summary = result.summary()
     summary.update(
@@ -303,6 +309,8 @@ def run_training(
     using: str | None = None,
     text_field: str | None = None,
     max_documents: int | None = None,
+    in_memory: bool = False,
+    exact: bool = False,
     close_qdrant: bool = False,
     echo: Callable[[str], None] = logger.info,
     show_progress_bar: bool = False,
@@ -318,15 +326,21 @@ def run_training(
         output: Adapter directory to write.
         data: Labelled data (any :func:`~queryshift.data.load_dataset` format); or give ``qdrant``,
             ``collection`` and ``pairs`` instead: document vectors then come from the collection
-            (``using``: its named vector) and only query texts are embedded.
+            (``using``: its named vector) and only query texts are embedded. Training is then
+            index-side (:mod:`~queryshift.integrations.qdrant.index_training`): only the labelled
+            points, the negatives found by searching the collection and a sample for
+            pseudo-queries are fetched, and validation searches the collection (``exact``: exact
+            search); ``in_memory=True`` scrolls the corpus (``max_documents`` points) instead.
         config: A :class:`~queryshift.training.TrainingConfig` (default: the defaults). With
             ``collection`` its ``distance`` is taken from the collection.
         model: Embedding model name or path, recorded as the adapter's base model.
         encoder: Encoder of ``model`` (default: a :class:`~queryshift.embeddings.SentenceTransformerEncoder`).
         query_vectors, document_vectors: Precomputed vectors (``.npy`` + ``.ids.txt``); with
             ``query_vectors`` no pseudo-queries are made (their model is not here).
-        text_field, max_documents: Payload key holding each point's text; how many points to scroll.
-        close_qdrant: Close ``qdrant`` once the vectors are read (frees a local store's lock before training).
+        text_field, max_documents: Payload key holding each point's text; how many points to scroll
+            (``in_memory``).
+        close_qdrant: Close ``qdrant`` when done with it (in memory: once the vectors are read,
+            which frees a local store's lock before training).
         echo: Called with each progress line (the CLI passes ``click.echo``).
 
     Returns:
@@ -347,16 +361,35 @@ def run_training(
     inputs = (data, pairs, index_data, query_vectors, document_vectors)
     check_output_directory(output, protect=[p for p in inputs if p is not None])  # refuse before any work
     config = TrainingConfig() if config is None else config
+    ranker = None
     if collection is not None:
-        config, encoder, embedded = _embedded_from_qdrant(
-            qdrant, collection, pairs, config, model, encoder, using, text_field, max_documents, close_qdrant
-        )
-        split, seen = _hold_out(embedded.dataset, holdout, test_fraction, config.seed)
-        if split:
-            embedded = embedded.subset(split.train)
-        echo(
-            f"Training on {len(embedded.query_ids)} queries over {len(embedded.document_ids)} points of {collection!r}"
-        )
+        try:
+            limit = max_documents if in_memory else 0  # index-side: the relevant points only
+            config, encoder, embedded = _embedded_from_qdrant(
+                qdrant,
+                collection,
+                pairs,
+                config,
+                model,
+                encoder,
+                using,
+                text_field,
+                limit,
+                close_qdrant and in_memory,
+            )
+            split, seen = _hold_out(embedded.dataset, holdout, test_fraction, config.seed)
+            if split:
+                embedded = embedded.subset(split.train)
+            how = "" if in_memory else " (labelled, mined by searching it, sampled); validation searches it"
+            if not in_memory:
+                embedded, ranker = _index_side(qdrant, collection, embedded, config, using, text_field, exact)
+            echo(
+                f"Training on {len(embedded.query_ids)} queries over {len(embedded.document_ids)} points of {collection!r}{how}"
+            )
+        except BaseException:
+            if close_qdrant:
+                qdrant.close()  # frees a local store's lock before the error reaches the caller
+            raise
         index = None
     else:
         if data is None:
@@ -384,23 +417,28 @@ def run_training(
     # Pseudo-queries come from the text of all of `embedded`'s documents (the corpus the adapter will
     # search), held-out queries' documents included: their text is in the index; the held-out
     # questions never are.
-    pseudo = pseudo_queries_for(encoder, [embedded] if index is None else [embedded, index], config)
-    if config.pseudo_queries and pseudo is None:
-        echo("No pseudo-queries: the documents carry no text (with --collection, pass --text-field).")
-    elif pseudo is not None:
-        echo(
-            f"Adding {len(pseudo.query_ids)} pseudo-queries: sentences of the documents, paired with their document"
+    try:
+        pseudo = pseudo_queries_for(encoder, [embedded] if index is None else [embedded, index], config)
+        if config.pseudo_queries and pseudo is None:
+            echo("No pseudo-queries: the documents carry no text (with --collection, pass --text-field).")
+        elif pseudo is not None:
+            echo(
+                f"Adding {len(pseudo.query_ids)} pseudo-queries: sentences of the documents, paired with their document"
+            )
+        adapter, result = train_and_save(
+            embedded,
+            config,
+            output,
+            base_model=model,
+            heldout=split.test if split else None,
+            split_regime=split.regime if split else "none",
+            pseudo=pseudo,
+            show_progress_bar=show_progress_bar,
+            ranker=ranker,
         )
-    adapter, result = train_and_save(
-        embedded,
-        config,
-        output,
-        base_model=model,
-        heldout=split.test if split else None,
-        split_regime=split.regime if split else "none",
-        pseudo=pseudo,
-        show_progress_bar=show_progress_bar,
-    )
+    finally:
+        if ranker is not None and close_qdrant:
+            qdrant.close()
     return TrainingRun(adapter, result, split, seen, Path(output), None if data is None else Path(data))
 
 
@@ -413,6 +451,22 @@ def _hold_out(dataset: RetrievalDataset, holdout: str, test_fraction: float, see
         return None, None
     split = split_dataset(dataset, regime=holdout, test_fraction=test_fraction, seed=seed)
     return split, seen_document_rate(*split.apply(dataset))
+
+
+def _index_side(client, collection, embedded, config, using, text_field, exact):
+    """``(training data, validation ranker)``: mined negatives and a pseudo-query sample added to ``embedded``."""
+    from queryshift.integrations.qdrant.index_training import index_side_training_data
+
+    return index_side_training_data(
+        client,
+        collection,
+        embedded,
+        hard_negatives=config.hard_negatives,
+        pseudo_documents=config.pseudo_max_documents if config.pseudo_queries else 0,
+        text_field=text_field,
+        using=using,
+        exact=exact,
+    )
 
 
 def _embedded_from_qdrant(

@@ -50,7 +50,16 @@ from queryshift.embeddings import DEFAULT_MODEL
     help="Payload key holding each point's text; pseudo-queries are sampled from it (without it: labels only).",
 )
 @click.option(
-    "--max-documents", type=int, default=None, help="Scroll at most this many points as the corpus."
+    "--in-memory",
+    is_flag=True,
+    help="Scroll the collection's vectors into memory (negatives and validation over what was read) "
+    "instead of searching the collection (the default: only labelled and mined points are fetched).",
+)
+@click.option(
+    "--max-documents", type=int, default=None, help="With --in-memory: scroll at most this many points."
+)
+@click.option(
+    "--exact", is_flag=True, help="With --collection: exact search (no HNSW) for mining and validation."
 )
 @click.option("--format", "data_format", type=FORMATS, default="auto", show_default=True)
 @click.option(
@@ -100,7 +109,9 @@ def train(
     vector_name,
     pairs_path,
     text_field,
+    in_memory,
     max_documents,
+    exact,
     data_format,
     index_data,
     split_name,
@@ -123,6 +134,8 @@ def train(
         if collection is not None:
             if data is not None:
                 raise click.UsageError("give DATA or --collection with --pairs, not both")
+            if max_documents is not None and not in_memory:
+                raise click.BadParameter("--max-documents needs --in-memory", param_hint="--max-documents")
             qdrant = _qdrant_client(qdrant_path, qdrant_url, pairs_path)
         elif data is None:
             raise click.UsageError("give DATA, or --collection with --pairs and --qdrant-path/--qdrant-url")
@@ -145,6 +158,8 @@ def train(
             using=vector_name,
             text_field=text_field,
             max_documents=max_documents,
+            in_memory=in_memory,
+            exact=exact,
             close_qdrant=True,
             echo=click.echo,
             show_progress_bar=True,

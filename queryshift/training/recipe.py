@@ -24,7 +24,7 @@ from queryshift.splits import revisit_rate, split_by_document, split_by_query
 from queryshift.training.config import TrainingConfig
 from queryshift.training.loop import TrainingPairs, fit, pick_device
 from queryshift.training.modules import build_module
-from queryshift.training.scoring import SplitScorer
+from queryshift.training.scoring import Ranker, SplitScorer
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ def train_adapter(
     base_model: str | None = None,
     pseudo: EmbeddedDataset | None = None,
     show_progress_bar: bool = False,
+    ranker: Ranker | None = None,
 ) -> TrainingResult:
     """Train a query adapter on ``data`` and return it with its validation evidence.
 
@@ -108,6 +109,11 @@ def train_adapter(
             :mod:`~queryshift.training.pseudo_queries`), added to every training run; validation
             stays on the labelled queries.
         show_progress_bar: tqdm bar over epochs.
+        ranker: Ranks the validation queries (base and every candidate's adapted vectors) in
+            place of ``data``'s in-memory corpus, e.g. a
+            :class:`~queryshift.integrations.qdrant.index_training.QdrantRanker` searching the
+            collection; ``data`` then needs only the candidate documents (see
+            :data:`~queryshift.training.scoring.Ranker`).
 
     Returns:
         A :class:`TrainingResult`; ``result.adapter`` is the identity when nothing beat it on validation.
@@ -134,7 +140,10 @@ def train_adapter(
     # The pseudo pairs (and their mined negatives) are the same for the selection run and the refit.
     pseudo_pairs = _pairs(pseudo, config) if pseudo is not None and pseudo.query_ids else None
 
-    scorers = {name: SplitScorer(part, metrics, distance=config.distance) for name, part in val_sets.items()}
+    scorers = {
+        name: SplitScorer(part, metrics, distance=config.distance, ranker=ranker)
+        for name, part in val_sets.items()
+    }
     base_scores = {name: scorers[name].score(part.query_vectors[None])[0] for name, part in val_sets.items()}
     candidates = [Candidate(0, 0.0, {name: s[config.metric] for name, s in base_scores.items()})]
     # Every metric of every candidate, kept for the chosen one's validation report.

@@ -5,13 +5,16 @@ The recipe scores every (epoch, alpha) candidate on its held-out splits. Per-que
 training steps themselves, so this scorer keeps the split's relevance as sorted integer keys and
 computes the same metrics, by the same definitions (:func:`queryshift.evaluation.score_rankings`),
 on whole ``(n_candidates, n_queries, k)`` hit arrays. Ranking is
-:func:`queryshift.evaluation.rank_documents`, with its tie-breaking.
+:func:`queryshift.evaluation.rank_documents`, with its tie-breaking, over the split's corpus in
+memory; a :data:`Ranker` replaces it when the corpus lives elsewhere (a Qdrant collection
+searched by :class:`~queryshift.integrations.qdrant.index_training.QdrantRanker`), so validation
+memory grows with the queries, not the corpus.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -20,7 +23,13 @@ from queryshift.evaluation import _parse_metric, rank_documents
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SplitScorer"]
+__all__ = ["SplitScorer", "Ranker"]
+
+Ranker = Callable[[np.ndarray, int], Sequence[Sequence[str]]]
+"""``ranker(queries, k)``: the ids of the ``k`` best documents of each row of ``queries`` ``(m, dim)``, best first.
+
+Ids outside the split's corpus count as non-relevant; fewer than ``k`` ids per row are allowed.
+"""
 
 
 class SplitScorer:
@@ -30,6 +39,8 @@ class SplitScorer:
         part: The held-out queries with the corpus they search.
         metrics: Names ``{ndcg,mrr,hit,recall,precision,map}@k``.
         distance: ``"cosine"``, ``"dot"`` or ``"euclid"``, as in :func:`rank_documents`.
+        ranker: Ranks the queries instead of ``rank_documents`` over ``part``'s document vectors
+            (see :data:`Ranker`); ``part`` then only needs the relevant documents' ids.
 
     Example:
         >>> from queryshift.data import RetrievalDataset
@@ -40,15 +51,24 @@ class SplitScorer:
         [{'hit@1': 1.0}, {'hit@1': 0.0}]
     """
 
-    def __init__(self, part: EmbeddedDataset, metrics: Sequence[str], *, distance: str = "cosine") -> None:
+    def __init__(
+        self,
+        part: EmbeddedDataset,
+        metrics: Sequence[str],
+        *,
+        distance: str = "cosine",
+        ranker: Ranker | None = None,
+    ) -> None:
         self.metrics = tuple(metrics)
         self._parsed = [_parse_metric(m) for m in self.metrics]
         self._k = max(k for _, k in self._parsed)
         self._documents = part.document_vectors
         self._distance = distance
+        self._ranker = ranker
         self.n_queries = len(part.query_ids)
         n_docs = len(part.document_ids)
         position = {d: i for i, d in enumerate(part.document_ids)}
+        self._position = position
         relevant = [part.dataset.qrels[q] for q in part.query_ids]
         empty = [q for q, rel in zip(part.query_ids, relevant, strict=True) if not rel]
         if empty:
@@ -62,13 +82,15 @@ class SplitScorer:
         """Mean metrics of each query matrix in ``vectors``: ``(n_candidates, n_queries, dim)``."""
         n_candidates = vectors.shape[0]
         flat = vectors.reshape(n_candidates * self.n_queries, -1)  # (n_candidates * n_queries, dim)
-        top = rank_documents(flat, self._documents, k=self._k, distance=self._distance)  # (m, w)
+        if self._ranker is None:
+            top = rank_documents(flat, self._documents, k=self._k, distance=self._distance)  # (m, w)
+        else:
+            top = self._ranked_positions(flat)  # (m, k), -1 = outside the split's corpus
         rows = np.tile(np.arange(self.n_queries, dtype=np.int64), n_candidates)  # (m,)
         codes = rows[:, None] * self._n_docs + top  # (m, w)
         found = np.searchsorted(self._keys, codes).clip(max=max(len(self._keys) - 1, 0))
-        hits = (self._keys[found] == codes if len(self._keys) else np.zeros(codes.shape, bool)).astype(
-            np.float64
-        )  # (m, w)
+        matched = self._keys[found] == codes if len(self._keys) else np.zeros(codes.shape, bool)
+        hits = (matched & (top >= 0)).astype(np.float64)  # (m, w)
         n_relevant = np.tile(self._n_relevant, n_candidates)  # (m,)
         per_query = {}
         for name, (kind, k) in zip(self.metrics, self._parsed, strict=True):
@@ -94,3 +116,12 @@ class SplitScorer:
                 value = (precision_at_hit * part).sum(axis=1) / np.minimum(k, n_relevant)
             per_query[name] = value.reshape(n_candidates, self.n_queries)
         return [{m: float(per_query[m][c].mean()) for m in self.metrics} for c in range(n_candidates)]
+
+    def _ranked_positions(self, flat: np.ndarray) -> np.ndarray:
+        """The ranker's ids as positions in the split's corpus, ``-1`` for others and for padding."""
+        ranked = self._ranker(flat, self._k)
+        top = np.full((len(flat), self._k), -1, dtype=np.int64)  # (m, k)
+        for row, ids in enumerate(ranked):
+            for col, doc_id in enumerate(list(ids)[: self._k]):
+                top[row, col] = self._position.get(doc_id, -1)
+        return top

@@ -206,7 +206,9 @@ def load_training_data_from_qdrant(
         corpus_filter: Restricts the scrolled corpus (e.g. to one tenant); relevant points are
             always included.
         max_documents: Stop scrolling after this many points (a sample of negatives for very large
-            collections); ``None`` reads the whole collection.
+            collections); ``None`` reads the whole collection; ``0`` reads only the relevant points
+            (index-side training, :mod:`~queryshift.integrations.qdrant.index_training`, searches
+            the collection for the rest).
         batch_size: Points per ``retrieve`` / ``scroll`` call.
 
     Returns:
@@ -242,8 +244,8 @@ def load_training_data_from_qdrant(
         raise FileNotFoundError(f"pair file {pairs_path} does not exist")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if max_documents is not None and max_documents <= 0:
-        raise ValueError(f"max_documents must be positive or None, got {max_documents}")
+    if max_documents is not None and max_documents < 0:
+        raise ValueError(f"max_documents must be >= 0 or None, got {max_documents}")
     queries, relevant, lines_of = _read_pairs(pairs_path)
     params = vector_params(client.get_collection(collection_name), collection_name, using)
     if params.multivector_config is not None:
