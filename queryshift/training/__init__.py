@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     ) from exc
 
 from queryshift.training.config import TrainingConfig
+from queryshift.training.cross_model import CrossModelResult, fit_closed_form_map, train_cross_model_adapter
 from queryshift.training.loop import TrainingPairs, fit
 from queryshift.training.losses import multi_positive_contrastive_loss
 from queryshift.training.modules import TorchLinear, TorchLowRank, TorchResidualMLP, build_module
@@ -21,6 +22,10 @@ from queryshift.training.recipe import Candidate, TrainingResult, mine_hard_nega
 __all__ = [
     # config.py
     "TrainingConfig",
+    # cross_model.py
+    "CrossModelResult",
+    "fit_closed_form_map",
+    "train_cross_model_adapter",
     # losses.py
     "multi_positive_contrastive_loss",
     # loop.py

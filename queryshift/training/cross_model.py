@@ -1,0 +1,352 @@
+"""Cross-model adapters: carry a new model's query vectors into the space an old model wrote the index in.
+
+Why it needs no labels: every indexed document is a training pair already. Its text, embedded
+with the new model, should land on the vector the old model stored for it. A closed-form map
+fitted on those pairs (ridge least squares, or scaled orthogonal Procrustes, whichever
+retrieves held-out documents better) is the starting point, the analogue of the identity for
+a same-model adapter. The contrastive recipe of :func:`~queryshift.training.train_adapter` then
+trains on top of it, on pseudo-queries (sentences of each document → its stored vector) and on
+labelled questions when there are some, with the same held-out selection: the closed-form map
+is always a candidate, so the result is never worse than it on validation.
+
+How the two stages become one adapter: ``train_adapter`` runs unchanged on the query vectors
+*after* the closed-form map (``x' = x Bᵀ + c``, old space), then the trained same-dimension
+adapter ``A`` is folded into ``B`` exactly: ``A(x Bᵀ + c)`` is a linear map for the linear kind,
+a thin rank-r map for the low-rank kind (trained on the rank-r truncation of ``B``), and a
+residual MLP whose skip connection is ``B`` for the MLP kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from queryshift.adapters.base import QueryAdapter
+from queryshift.adapters.config import AdapterConfig
+from queryshift.adapters.linear import LinearAdapter
+from queryshift.adapters.residual_mlp import ResidualMLPAdapter
+from queryshift.embeddings import EmbeddedDataset
+from queryshift.errors import DimensionMismatchError
+from queryshift.evaluation import rank_documents
+from queryshift.training.config import TrainingConfig
+from queryshift.training.recipe import TrainingResult, train_adapter
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ClosedFormMap", "CrossModelResult", "fit_closed_form_map", "train_cross_model_adapter"]
+
+_RIDGES = (1e-3, 1e-2, 1e-1, 1.0)  # times the mean variance of an input coordinate
+Method = Literal["least_squares", "procrustes"]
+
+
+@dataclass(frozen=True)
+class ClosedFormMap:
+    """``y = x Wᵀ + c`` fitted in closed form from new-model vectors to old-model (stored) vectors.
+
+    Attributes:
+        weight: ``(out_dim, in_dim)``.
+        bias: ``(out_dim,)``.
+        method: ``"least_squares"`` (ridge) or ``"procrustes"`` (scaled, semi-orthogonal).
+        ridge: The ridge weight of the least-squares fit (relative to the inputs' mean variance).
+        heldout: Each candidate's MRR@10 at finding a held-out document's stored vector from its
+            new-model vector, among all stored vectors (how the method was chosen).
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    method: Method
+    ridge: float | None
+    heldout: dict[str, float] = field(default_factory=dict)
+
+    def raw(self, vectors: np.ndarray) -> np.ndarray:
+        """``(n, in_dim)`` → ``(n, out_dim)``, not normalised (what the second stage trains on)."""
+        return (np.asarray(vectors, np.float32) @ self.weight.T + self.bias).astype(np.float32)
+
+    def truncated(self, rank: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best rank-``rank`` factors ``(P (out, r), Q (in, r))`` of ``weight`` (``W ≈ P Qᵀ``)."""
+        u, s, vt = np.linalg.svd(self.weight.astype(np.float64), full_matrices=False)
+        return (u[:, :rank] * s[:rank]).astype(np.float32), vt[:rank].T.astype(np.float32)
+
+    def summary(self) -> dict[str, Any]:
+        return {"method": self.method, "ridge": self.ridge, "heldout_mrr@10": self.heldout}
+
+
+def _fit(x: np.ndarray, y: np.ndarray, method: Method, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    mx, my = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - mx, y - my  # (n, in), (n, out)
+    if method == "procrustes":
+        u, s, vt = np.linalg.svd(yc.T @ xc, full_matrices=False)  # (out, k), (k,), (k, in)
+        scale = s.sum() / max(float((xc**2).sum()), 1e-12)
+        weight = scale * (u @ vt)  # (out, in), semi-orthogonal up to the scale
+    else:
+        lam = ridge * float((xc**2).sum()) / xc.shape[1]  # relative to the mean coordinate variance x n
+        gram = xc.T @ xc + lam * np.eye(xc.shape[1])  # (in, in)
+        weight = np.linalg.solve(gram, xc.T @ yc).T  # (out, in)
+    return weight.astype(np.float32), (my - mx @ weight.T).astype(np.float32)
+
+
+def _mrr(mapped: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> float:
+    """MRR@10 of finding ``targets[rows[i]]`` for ``mapped[i]`` among all ``targets`` (cosine)."""
+    top = rank_documents(mapped, targets, k=10, distance="cosine")  # (n, 10)
+    hits = top == rows[:, None]
+    ranks = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, np.inf)
+    return float(np.mean(1.0 / ranks))
+
+
+def fit_closed_form_map(
+    sources: np.ndarray, targets: np.ndarray, *, heldout_fraction: float = 0.2, seed: int = 0
+) -> ClosedFormMap:
+    """The closed-form map from ``sources`` (new model) to ``targets`` (stored vectors), method chosen on held-out rows.
+
+    Candidates: ridge least squares at several ridge weights, and scaled orthogonal Procrustes.
+    Each is fitted on ``1 - heldout_fraction`` of the rows and scored by how well it finds the
+    other rows' own targets among all targets; the best is refitted on every row.
+
+    Args:
+        sources: ``(n, in_dim)`` vectors of the documents' text by the new model.
+        targets: ``(n, out_dim)`` vectors the old model stored for the same documents.
+        heldout_fraction: Share of rows held out to choose the method.
+        seed: Seed of the held-out draw.
+
+    Raises:
+        ValueError: Fewer than 10 pairs, or ``sources`` and ``targets`` do not pair up.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(60, 4)).astype(np.float32)
+        >>> fitted = fit_closed_form_map(x, x @ rng.normal(size=(4, 6)).astype(np.float32))
+        >>> fitted.weight.shape, fitted.method
+        ((6, 4), 'least_squares')
+    """
+    sources, targets = np.asarray(sources, np.float32), np.asarray(targets, np.float32)
+    if sources.ndim != 2 or targets.ndim != 2 or len(sources) != len(targets):
+        raise ValueError(
+            f"sources {sources.shape} and targets {targets.shape} must be (n, in_dim) and (n, out_dim) rows of the same documents"
+        )
+    if len(sources) < 10:
+        raise ValueError(
+            f"a cross-model map needs at least 10 documents with both vectors, got {len(sources)}"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(sources))
+    n_held = max(1, int(round(heldout_fraction * len(sources))))
+    held, fit_rows = order[:n_held], order[n_held:]
+    candidates: list[tuple[Method, float | None]] = [("least_squares", r) for r in _RIDGES]
+    candidates.append(("procrustes", None))
+    scores: dict[str, float] = {}
+    best: tuple[float, Method, float | None] = (-1.0, *candidates[0])
+    for method, ridge in candidates:
+        weight, bias = _fit(sources[fit_rows], targets[fit_rows], method, ridge or 0.0)
+        score = _mrr(sources[held] @ weight.T + bias, targets, held)
+        scores[method if ridge is None else f"{method}(ridge={ridge:g})"] = round(score, 4)
+        if score > best[0] + 1e-12:  # ties go to the earlier (more regularised) candidate
+            best = (score, method, ridge)
+    _, method, ridge = best
+    weight, bias = _fit(sources, targets, method, ridge or 0.0)
+    logger.info(
+        "closed-form map: %s (ridge=%s) chosen on %d held-out documents: %s", method, ridge, n_held, scores
+    )
+    return ClosedFormMap(weight, bias, method, ridge, scores)
+
+
+@dataclass
+class CrossModelResult:
+    """What :func:`train_cross_model_adapter` returns.
+
+    Attributes:
+        adapter: The cross-model adapter (``input_dim`` = the new model's, ``dim`` = the index's).
+        closed_form: The closed-form map it started from (its ``summary()`` says how it was chosen).
+        training: The second stage's :class:`~queryshift.training.TrainingResult`; in its
+            ``validation``, ``"base"`` is the **closed-form map**, not the old model's own queries.
+        seconds: Wall time of both stages.
+    """
+
+    adapter: QueryAdapter
+    closed_form: ClosedFormMap
+    training: TrainingResult
+    seconds: float
+
+    @property
+    def kept_closed_form(self) -> bool:
+        """Whether no trained candidate beat the closed-form map on validation."""
+        return self.training.is_identity
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary stored in the adapter's ``training`` field."""
+        summary = self.training.summary()
+        summary.update(
+            {
+                "cross_model": {
+                    "closed_form": self.closed_form.summary(),
+                    "validation_base_is": "the closed-form (least-squares / Procrustes) map",
+                    "kept_closed_form": self.kept_closed_form,
+                },
+                "train_seconds": round(self.seconds, 3),
+            }
+        )
+        return summary
+
+
+def _mapped(data: EmbeddedDataset | None, fitted: ClosedFormMap) -> EmbeddedDataset | None:
+    """``data`` with its (new-model) query vectors carried through ``fitted`` into the old space."""
+    if data is None:
+        return None
+    return dataclasses.replace(data, query_vectors=fitted.raw(data.query_vectors))
+
+
+def _check_dims(name: str, data: EmbeddedDataset | None, in_dim: int, out_dim: int) -> None:
+    if data is None:
+        return
+    if data.query_vectors.shape[1] != in_dim or data.document_vectors.shape[1] != out_dim:
+        raise DimensionMismatchError(
+            f"{name}: query vectors must come from the new model (dim={in_dim}) and document vectors from the "
+            f"index (dim={out_dim}); got dims {data.query_vectors.shape[1]} and {data.document_vectors.shape[1]}"
+        )
+
+
+def _fold(
+    trained: QueryAdapter,
+    fitted: ClosedFormMap,
+    factors: tuple[np.ndarray, np.ndarray] | None,
+    config: AdapterConfig,
+) -> QueryAdapter:
+    """The single cross-model adapter equal to ``trained(x Bᵀ + c)`` (``B`` truncated to ``factors`` if given)."""
+    b, c = fitted.weight.astype(np.float64), fitted.bias.astype(np.float64)
+    if isinstance(trained, ResidualMLPAdapter):
+        w1 = trained.w1.astype(np.float64)
+        return ResidualMLPAdapter(
+            dataclasses.replace(config, kind="residual_mlp", hidden_dim=trained.config.hidden_dim),
+            w1=(w1 @ b).astype(np.float32),
+            b1=(w1 @ c + trained.b1).astype(np.float32),
+            w2=trained.w2,
+            b2=(c + trained.b2).astype(np.float32),
+            projection=fitted.weight,
+        )
+    if not isinstance(trained, LinearAdapter):
+        raise TypeError(f"cannot fold a {type(trained).__name__} into a cross-model map")
+    if factors is not None and trained.config.kind == "low_rank":  # (I + U Vᵀ) P Qᵀ = (P + U (Vᵀ P)) Qᵀ
+        p, q = (f.astype(np.float64) for f in factors)
+        u, v = trained.u.astype(np.float64), trained.v.astype(np.float64)
+        bias = c + u @ (v.T @ c) + trained.bias  # (I + U Vᵀ) c + b
+        return LinearAdapter(
+            dataclasses.replace(config, kind="low_rank", rank=p.shape[1]),
+            u=(p + u @ (v.T @ p)).astype(np.float32),
+            v=q.astype(np.float32),
+            bias=bias.astype(np.float32),
+        )
+    if factors is not None:  # the identity was kept: the rank-r map itself
+        p, q = factors
+        return LinearAdapter(
+            dataclasses.replace(config, kind="low_rank", rank=p.shape[1]), u=p, v=q, bias=fitted.bias
+        )
+    w = trained.matrix().astype(np.float64)  # (out, out)
+    return LinearAdapter(
+        dataclasses.replace(config, kind="linear"),
+        weight=(w @ b).astype(np.float32),
+        bias=(w @ c + trained.bias).astype(np.float32),
+    )
+
+
+def train_cross_model_adapter(
+    documents: EmbeddedDataset,
+    new_document_vectors: np.ndarray,
+    config: TrainingConfig | None = None,
+    *,
+    pseudo: EmbeddedDataset | None = None,
+    labelled: EmbeddedDataset | None = None,
+    base_model: str | None = None,
+    index_model: str | None = None,
+    show_progress_bar: bool = False,
+) -> CrossModelResult:
+    """Train an adapter from a new model's query vectors into an index an old model embedded.
+
+    Args:
+        documents: The index: ``document_ids`` / ``document_vectors`` are the stored (old-model)
+            vectors; its queries are not used.
+        new_document_vectors: ``(n_documents, in_dim)``: the same documents' text embedded by the
+            new model, row for row with ``documents.document_ids``.
+        config: The second stage's recipe (:class:`~queryshift.training.TrainingConfig`);
+            ``config.adapter`` picks the kind (``low_rank`` trains on the rank-``config.rank``
+            truncation of the closed-form map, and stays a thin map).
+        pseudo: Pseudo-queries embedded by the new model, paired with the stored vectors (see
+            :func:`~queryshift.training.pseudo_queries.embed_pseudo_queries`). Without ``labelled``
+            they are the training *and* validation queries.
+        labelled: Labelled questions embedded by the new model, with stored (old-space) document
+            vectors; when given, validation is on them and ``pseudo`` only adds training pairs.
+        base_model: The new (query) model, recorded as the adapter's ``base_model``.
+        index_model: The old model that embedded the index, recorded as ``index_model``.
+        show_progress_bar: tqdm bar over epochs.
+
+    Returns:
+        A :class:`CrossModelResult`. Its ``training.validation`` compares the adapter with the
+        closed-form map on the held-out queries.
+
+    Raises:
+        ValueError: Neither ``pseudo`` nor ``labelled`` queries to train and validate on.
+        DimensionMismatchError: Query vectors not of the new model's dim, or documents not of the index's.
+
+    Example:
+        >>> from queryshift.data import RetrievalDataset
+        >>> rng = np.random.default_rng(0)
+        >>> old = rng.normal(size=(30, 6)).astype(np.float32)
+        >>> new = np.tanh(old @ rng.normal(size=(6, 4))).astype(np.float32)
+        >>> ids, qids = [f"d{i:02d}" for i in range(30)], [f"q{i:02d}" for i in range(60)]
+        >>> ds = RetrievalDataset(queries=dict.fromkeys(qids, ""), documents=dict.fromkeys(ids, ""),
+        ...                       qrels={q: {ids[i % 30]} for i, q in enumerate(qids)})
+        >>> queries = new[[i % 30 for i in range(60)]] + rng.normal(scale=0.1, size=(60, 4)).astype(np.float32)
+        >>> pseudo = EmbeddedDataset(ds, qids, queries, ids, old, "new")
+        >>> result = train_cross_model_adapter(pseudo, new, TrainingConfig(epochs=2), pseudo=pseudo)
+        >>> result.adapter.input_dim, result.adapter.dim
+        (4, 6)
+    """
+    config = config or TrainingConfig()
+    started = time.perf_counter()
+    new_document_vectors = np.asarray(new_document_vectors, np.float32)
+    if new_document_vectors.shape[0] != len(documents.document_ids):
+        raise ValueError(
+            f"new_document_vectors has {new_document_vectors.shape[0]} rows for {len(documents.document_ids)} documents"
+        )
+    in_dim, out_dim = new_document_vectors.shape[1], documents.document_vectors.shape[1]
+    _check_dims("pseudo", pseudo, in_dim, out_dim)
+    _check_dims("labelled", labelled, in_dim, out_dim)
+    if (pseudo is None or not pseudo.query_ids) and labelled is None:
+        raise ValueError(
+            "a cross-model adapter trains on pseudo-queries (the documents need text) or labelled questions; got neither"
+        )
+    fitted = fit_closed_form_map(new_document_vectors, documents.document_vectors, seed=config.seed)
+    factors = None
+    if config.adapter == "low_rank":
+        rank = min(config.rank, in_dim, out_dim)
+        factors = fitted.truncated(rank)
+        fitted_for_training = dataclasses.replace(fitted, weight=factors[0] @ factors[1].T)
+    else:
+        fitted_for_training = fitted
+    data = _mapped(labelled if labelled is not None else pseudo, fitted_for_training)
+    extra = _mapped(pseudo, fitted_for_training) if labelled is not None else None
+    # train_adapter searches `data`'s pseudo pairs itself; without labels the pseudo set is `data`.
+    training = train_adapter(
+        data,
+        config,
+        base_model=base_model,
+        pseudo=extra,
+        show_progress_bar=show_progress_bar,
+    )
+    export = AdapterConfig(
+        kind="linear",
+        dim=out_dim,
+        input_dim=in_dim,
+        base_model=base_model,
+        index_model=index_model,
+        distance=config.distance,
+        normalize=config.distance != "dot",
+    )
+    adapter = _fold(training.adapter, fitted_for_training, factors, export)
+    seconds = time.perf_counter() - started
+    logger.info("cross-model adapter %r trained in %.1fs", adapter, seconds)
+    return CrossModelResult(adapter=adapter, closed_form=fitted, training=training, seconds=seconds)
