@@ -2,7 +2,7 @@
 
 Layout: this module holds the ``click`` group :func:`main`; each command lives in a module of its own
 (``evaluate``/``inspect`` in :mod:`~queryshift.cli.inspection`, ``demo`` in :mod:`~queryshift.cli.demo`,
-``train`` in :mod:`~queryshift.cli.train`, ``finetune``/``reindex``/``advise`` in
+``train`` in :mod:`~queryshift.cli.train`, ``migrate`` in :mod:`~queryshift.cli.migrate`, ``finetune``/``reindex``/``advise`` in
 :mod:`~queryshift.cli.finetune`, ``export`` in :mod:`~queryshift.cli.export`, ``serve`` in
 :mod:`~queryshift.cli.serve`), built on the flags and error handling of :mod:`~queryshift.cli.common`.
 Command modules never import this one, so there is no import circle.
@@ -14,7 +14,7 @@ import logging
 
 import click
 
-from queryshift.cli import demo, export, finetune, inspection, serve, train
+from queryshift.cli import demo, export, finetune, inspection, migrate, serve, train
 
 __all__ = ["main"]
 
@@ -33,6 +33,7 @@ for _command in (
     inspection.inspect,
     demo.demo,
     train.train,
+    migrate.migrate,
     finetune.finetune,
     finetune.reindex,
     finetune.advise,

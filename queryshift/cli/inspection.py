@@ -30,11 +30,35 @@ from queryshift.embeddings import DEFAULT_MODEL, SentenceTransformerEncoder, mod
 @click.option("--model", default=None, help="Embedding model (default: the adapter's base model).")
 @click.option("--query-vectors", type=click.Path(exists=True, path_type=Path))
 @click.option("--document-vectors", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--index-model",
+    default=None,
+    help="Cross-model adapters: the old model (default: the adapter's index_model); it embeds the "
+    "documents (unless --document-vectors) and its own queries are the reference row.",
+)
+@click.option(
+    "--reembed", is_flag=True, help="Cross-model adapters: also report a full re-embed with the new model."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate(
-    data, adapter_dir, data_format, split_name, which, model, query_vectors, document_vectors, as_json
+    data,
+    adapter_dir,
+    data_format,
+    split_name,
+    which,
+    model,
+    query_vectors,
+    document_vectors,
+    index_model,
+    reembed,
+    as_json,
 ):
-    """Compare base and adapted retrieval on DATA (whole corpus searched, documents untouched)."""
+    """Compare base and adapted retrieval on DATA (whole corpus searched, documents untouched).
+
+    For a cross-model adapter the rows are the old model's own queries (when the old model is
+    at hand), the new model's queries through the adapter and, with --reembed, the new model
+    with every document re-embedded.
+    """
     from queryshift.adapters import load_adapter
     from queryshift.adapters.io import CONFIG_NAME
     from queryshift.pipeline import compare_adapter, heldout_subset, read_heldout
@@ -58,8 +82,18 @@ def evaluate(
         if which != "all" and heldout is not None:
             dataset = heldout_subset(dataset, heldout, adapter_dir)
         encoder = SentenceTransformerEncoder(model, show_progress_bar=not as_json)
-        embedded = embed(dataset, encoder, query_vectors, document_vectors)
-        comparison = compare_adapter(adapter, embedded)
+        if adapter.config.cross_model:
+            comparison = _cross_model_comparison(
+                adapter, dataset, encoder, index_model, query_vectors, document_vectors, reembed, as_json
+            )
+        else:
+            if index_model or reembed:
+                raise click.BadParameter(
+                    "only for a cross-model adapter (queries of one model, index of another)",
+                    param_hint="--index-model / --reembed",
+                )
+            embedded = embed(dataset, encoder, query_vectors, document_vectors)
+            comparison = compare_adapter(adapter, embedded)
     if as_json:
         click.echo(
             json.dumps({"data": str(data), "adapter": str(adapter_dir), **comparison.to_dict()}, indent=2)
@@ -122,3 +156,28 @@ def _ndcg_change(figures: object) -> str:
         return f"ndcg@10 {float(base):.4f} -> {float(adapted):.4f}"
     except (KeyError, TypeError, ValueError):
         return "(not in the expected form)"
+
+
+def _cross_model_comparison(
+    adapter, dataset, encoder, index_model, query_vectors, document_vectors, reembed, quiet
+):
+    """:func:`~queryshift.migrate.compare_cross_model` with the old model and stored vectors the flags name."""
+    from queryshift.embeddings import load_vectors
+    from queryshift.migrate import compare_cross_model
+
+    if query_vectors is not None:
+        raise click.BadParameter(
+            "a cross-model adapter is evaluated from query texts (each model embeds them)",
+            param_hint="--query-vectors",
+        )
+    if index_model is None and document_vectors is None and adapter.config.index_model:
+        recorded = adapter.config.index_model
+        try:  # a recorded name, never a path (as for base_model)
+            index_model = model_name_from_config(recorded, source="the adapter's index_model")
+        except ValueError as exc:
+            raise click.BadParameter(f"{exc} (here: --index-model)", param_hint="--index-model") from None
+    old = SentenceTransformerEncoder(index_model, show_progress_bar=not quiet) if index_model else None
+    stored = load_vectors(document_vectors) if document_vectors is not None else None
+    return compare_cross_model(
+        adapter, dataset, new_encoder=encoder, old_encoder=old, document_vectors=stored, reembed=reembed
+    )

@@ -254,7 +254,7 @@ def _fold(
 
 
 def train_cross_model_adapter(
-    documents: EmbeddedDataset,
+    stored_vectors: np.ndarray,
     new_document_vectors: np.ndarray,
     config: TrainingConfig | None = None,
     *,
@@ -267,15 +267,14 @@ def train_cross_model_adapter(
     """Train an adapter from a new model's query vectors into an index an old model embedded.
 
     Args:
-        documents: The index: ``document_ids`` / ``document_vectors`` are the stored (old-model)
-            vectors; its queries are not used.
-        new_document_vectors: ``(n_documents, in_dim)``: the same documents' text embedded by the
-            new model, row for row with ``documents.document_ids``.
+        stored_vectors: ``(n_documents, dim)``: the vectors the old model stored for documents.
+        new_document_vectors: ``(n_documents, input_dim)``: the same documents' text embedded by
+            the new model, row for row.
         config: The second stage's recipe (:class:`~queryshift.training.TrainingConfig`);
             ``config.adapter`` picks the kind (``low_rank`` trains on the rank-``config.rank``
             truncation of the closed-form map, and stays a thin map).
         pseudo: Pseudo-queries embedded by the new model, paired with the stored vectors (see
-            :func:`~queryshift.training.pseudo_queries.embed_pseudo_queries`). Without ``labelled``
+            :func:`~queryshift.training.pseudo_queries.sample_pseudo_queries`). Without ``labelled``
             they are the training *and* validation queries.
         labelled: Labelled questions embedded by the new model, with stored (old-space) document
             vectors; when given, validation is on them and ``pseudo`` only adds training pairs.
@@ -301,25 +300,31 @@ def train_cross_model_adapter(
         ...                       qrels={q: {ids[i % 30]} for i, q in enumerate(qids)})
         >>> queries = new[[i % 30 for i in range(60)]] + rng.normal(scale=0.1, size=(60, 4)).astype(np.float32)
         >>> pseudo = EmbeddedDataset(ds, qids, queries, ids, old, "new")
-        >>> result = train_cross_model_adapter(pseudo, new, TrainingConfig(epochs=2), pseudo=pseudo)
+        >>> result = train_cross_model_adapter(old, new, TrainingConfig(epochs=2), pseudo=pseudo)
         >>> result.adapter.input_dim, result.adapter.dim
         (4, 6)
     """
     config = config or TrainingConfig()
     started = time.perf_counter()
     new_document_vectors = np.asarray(new_document_vectors, np.float32)
-    if new_document_vectors.shape[0] != len(documents.document_ids):
+    stored_vectors = np.asarray(stored_vectors, np.float32)
+    if (
+        new_document_vectors.ndim != 2
+        or stored_vectors.ndim != 2
+        or len(new_document_vectors) != len(stored_vectors)
+    ):
         raise ValueError(
-            f"new_document_vectors has {new_document_vectors.shape[0]} rows for {len(documents.document_ids)} documents"
+            f"new_document_vectors {new_document_vectors.shape} and stored_vectors {stored_vectors.shape} "
+            "must be (n, input_dim) and (n, dim) rows of the same documents"
         )
-    in_dim, out_dim = new_document_vectors.shape[1], documents.document_vectors.shape[1]
+    in_dim, out_dim = new_document_vectors.shape[1], stored_vectors.shape[1]
     _check_dims("pseudo", pseudo, in_dim, out_dim)
     _check_dims("labelled", labelled, in_dim, out_dim)
     if (pseudo is None or not pseudo.query_ids) and labelled is None:
         raise ValueError(
             "a cross-model adapter trains on pseudo-queries (the documents need text) or labelled questions; got neither"
         )
-    fitted = fit_closed_form_map(new_document_vectors, documents.document_vectors, seed=config.seed)
+    fitted = fit_closed_form_map(new_document_vectors, stored_vectors, seed=config.seed)
     factors = None
     if config.adapter == "low_rank":
         rank = min(config.rank, in_dim, out_dim)

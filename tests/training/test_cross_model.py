@@ -106,7 +106,7 @@ def test_closed_form_map_recovers_a_linear_map_and_says_how_it_chose():
 def test_each_kind_folds_exactly_and_never_loses_to_the_closed_form_map(kind, space, pseudo):
     config = TrainingConfig(adapter=kind, rank=4, hidden_dim=16, epochs=4, hard_negatives=3, batch_size=32)
     result = train_cross_model_adapter(
-        pseudo, space.new(space.z), config, pseudo=pseudo, base_model="new", index_model="old"
+        space.old(space.z), space.new(space.z), config, pseudo=pseudo, base_model="new", index_model="old"
     )
     adapter = result.adapter
     assert (adapter.input_dim, adapter.dim) == (D_NEW, D_OLD)
@@ -141,7 +141,7 @@ def test_trained_map_serves_through_qdrant_close_to_the_old_models_own_queries(s
     test_set, z_test = space.queries(1, 0.3, "test")
     labelled = space.embedded(labelled_set, z_train, model="new")
     result = train_cross_model_adapter(
-        pseudo,
+        space.old(space.z),
         space.new(space.z),
         FAST,
         pseudo=pseudo,
@@ -186,11 +186,11 @@ def test_trained_map_serves_through_qdrant_close_to_the_old_models_own_queries(s
 
 def test_inputs_of_the_wrong_space_are_refused(space, pseudo):
     with pytest.raises(ValueError, match="got neither"):
-        train_cross_model_adapter(pseudo, space.new(space.z), FAST)
-    with pytest.raises(ValueError, match="has 10 rows for 64 documents"):
-        train_cross_model_adapter(pseudo, space.new(space.z)[:10], FAST, pseudo=pseudo)
+        train_cross_model_adapter(space.old(space.z), space.new(space.z), FAST)
+    with pytest.raises(ValueError, match="must be \\(n, input_dim\\) and \\(n, dim\\) rows"):
+        train_cross_model_adapter(space.old(space.z), space.new(space.z)[:10], FAST, pseudo=pseudo)
     old_queries = space.embedded(
         pseudo.dataset, space.z[[i % N_DOCS for i in range(3 * N_DOCS)]], model="old"
     )
     with pytest.raises(Exception, match="query vectors must come from the new model \\(dim=8\\)"):
-        train_cross_model_adapter(pseudo, space.new(space.z), FAST, pseudo=old_queries)
+        train_cross_model_adapter(space.old(space.z), space.new(space.z), FAST, pseudo=old_queries)

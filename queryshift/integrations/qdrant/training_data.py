@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "load_training_data_from_qdrant",
     "mine_hard_negatives_from_qdrant",
+    "scroll_corpus",
     "collection_distance",
     "parse_point_id",
 ]
@@ -191,6 +192,7 @@ def load_training_data_from_qdrant(
     corpus_filter: models.Filter | None = None,
     max_documents: int | None = None,
     batch_size: int = 256,
+    query_dim: int | None = None,
 ) -> EmbeddedDataset:
     """Build training data from query texts and the document vectors stored in a collection.
 
@@ -210,6 +212,8 @@ def load_training_data_from_qdrant(
             (index-side training, :mod:`~queryshift.integrations.qdrant.index_training`, searches
             the collection for the rest).
         batch_size: Points per ``retrieve`` / ``scroll`` call.
+        query_dim: Dimension the encoded queries must have. ``None``: the collection's (queries
+            and documents from one model); a cross-model adapter's queries come from another model.
 
     Returns:
         An :class:`~queryshift.embeddings.EmbeddedDataset` whose document ids are the point ids as
@@ -267,6 +271,70 @@ def load_training_data_from_qdrant(
             more = f" and {len(ids) - 20} more" if len(ids) > 20 else ""
             raise DataFormatError(f"{len(ids)} relevant point ids {problem}: {listed}{more}", path=pairs_path)
 
+    documents, vectors = scroll_corpus(
+        client,
+        collection_name,
+        using=using,
+        text_field=text_field,
+        corpus_filter=corpus_filter,
+        max_documents=max_documents,
+        batch_size=batch_size,
+    )
+    for point_id, record in records.items():
+        doc_id = str(point_id)
+        vectors[doc_id] = _vector_of(record, using)  # type: ignore[assignment]
+        documents[doc_id] = _text_of(record, text_field)
+
+    query_ids = sorted(queries)
+    query_vectors = np.asarray(encoder.encode_queries([queries[q] for q in query_ids]), dtype=np.float32)
+    if query_dim is not None:
+        if query_vectors.ndim != 2 or query_vectors.shape[1] != query_dim:
+            raise DimensionMismatchError(
+                f"encoder {encoder.model_id!r} produced query vectors of shape {query_vectors.shape}, expected dim={query_dim}"
+            )
+    elif query_vectors.ndim != 2 or query_vectors.shape[1] != params.size:
+        raise DimensionMismatchError(
+            f"{where} stores vectors of dim={params.size} but encoder {encoder.model_id!r} produced query "
+            f"vectors of shape {query_vectors.shape}; embed queries with the model that embedded the collection"
+        )
+    check_finite(query_vectors, query_ids, what=f"query vectors (model {encoder.model_id!r})")
+    document_ids = sorted(vectors)
+    document_vectors = np.asarray([vectors[d] for d in document_ids], dtype=np.float32)  # (n_documents, dim)
+    check_finite(document_vectors, document_ids, what=f"vectors stored in {where} (ids are point ids)")
+    dataset = RetrievalDataset(
+        queries=queries,
+        documents=documents,
+        qrels={q: {str(i) for i in relevant[q]} for q in queries},
+        name=f"qdrant:{collection_name}:{pairs_path.name}",
+    )
+    logger.info(
+        "read %d queries and %d documents (%d relevant) from %s",
+        len(query_ids),
+        len(document_ids),
+        len(records),
+        where,
+    )
+    return EmbeddedDataset(
+        dataset, query_ids, query_vectors, document_ids, document_vectors, encoder.model_id
+    )
+
+
+def scroll_corpus(
+    client: QdrantClient,
+    collection_name: str,
+    *,
+    using: str | None = None,
+    text_field: str | None = None,
+    corpus_filter: models.Filter | None = None,
+    max_documents: int | None = None,
+    batch_size: int = 256,
+) -> tuple[dict[str, str], dict[str, list[float]]]:
+    """``(texts, vectors)`` of a collection's points keyed by point id as a string; nothing is embedded.
+
+    Points without the vector are left out (with one warning); texts are ``""`` without
+    ``text_field`` or where the payload has no string there. Arguments as for
+    :func:`load_training_data_from_qdrant`.
+    """
     documents: dict[str, str] = {}
     vectors: dict[str, list[float]] = {}
     skipped = 0
@@ -298,38 +366,7 @@ def load_training_data_from_qdrant(
             collection_name,
             using or "",
         )
-    for point_id, record in records.items():
-        doc_id = str(point_id)
-        vectors[doc_id] = _vector_of(record, using)  # type: ignore[assignment]
-        documents[doc_id] = _text_of(record, text_field)
-
-    query_ids = sorted(queries)
-    query_vectors = np.asarray(encoder.encode_queries([queries[q] for q in query_ids]), dtype=np.float32)
-    if query_vectors.ndim != 2 or query_vectors.shape[1] != params.size:
-        raise DimensionMismatchError(
-            f"{where} stores vectors of dim={params.size} but encoder {encoder.model_id!r} produced query "
-            f"vectors of shape {query_vectors.shape}; embed queries with the model that embedded the collection"
-        )
-    check_finite(query_vectors, query_ids, what=f"query vectors (model {encoder.model_id!r})")
-    document_ids = sorted(vectors)
-    document_vectors = np.asarray([vectors[d] for d in document_ids], dtype=np.float32)  # (n_documents, dim)
-    check_finite(document_vectors, document_ids, what=f"vectors stored in {where} (ids are point ids)")
-    dataset = RetrievalDataset(
-        queries=queries,
-        documents=documents,
-        qrels={q: {str(i) for i in relevant[q]} for q in queries},
-        name=f"qdrant:{collection_name}:{pairs_path.name}",
-    )
-    logger.info(
-        "read %d queries and %d documents (%d relevant) from %s",
-        len(query_ids),
-        len(document_ids),
-        len(records),
-        where,
-    )
-    return EmbeddedDataset(
-        dataset, query_ids, query_vectors, document_ids, document_vectors, encoder.model_id
-    )
+    return documents, vectors
 
 
 def mine_hard_negatives_from_qdrant(
