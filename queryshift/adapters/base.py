@@ -6,6 +6,7 @@ time, once per query, so it is plain numpy: nothing on this path imports torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
@@ -18,6 +19,7 @@ from queryshift.errors import AdapterFormatError, DimensionMismatchError
 __all__ = [
     "QueryAdapter",
     "adapter_class",
+    "apply_map",
     "check_queries",
     "check_tensor_names",
     "check_vectors",
@@ -30,6 +32,7 @@ __all__ = [
 
 _A = TypeVar("_A")
 _KINDS: dict[str, type] = {}
+_FLOAT32 = np.dtype(np.float32)
 
 
 @runtime_checkable
@@ -61,6 +64,34 @@ class QueryAdapter(Protocol):
         ...
 
     def save(self, path: str | Path) -> Path: ...
+
+
+def apply_map(
+    vectors: object, config: AdapterConfig, map_rows: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``apply`` of every adapter: check ``vectors``, ``map_rows`` them, re-normalise, restore the shape.
+
+    ``map_rows`` maps float32 ``(n, in_dim)`` rows, or one ``(in_dim,)`` row, to float32 rows of
+    ``dim``. One query that is already a float32 contiguous ``(in_dim,)`` array takes a fast path:
+    no conversion, and one dot product in place of :func:`check_vectors`' scans, since its squared
+    norm is finite only when every entry is finite and positive only when one is not zero. Any
+    other input, or one that fails that test (NaN, inf, zeros, or squares that overflow or
+    underflow float32), takes :func:`check_queries`' full path, which decides what to refuse and why.
+    """
+    if (
+        type(vectors) is np.ndarray
+        and vectors.dtype is _FLOAT32
+        and vectors.shape == (config.in_dim,)
+        and vectors.flags.c_contiguous
+        and 0.0 < float(vectors @ vectors) < math.inf
+    ):
+        out = map_rows(vectors)  # (dim,)
+        square = float(out @ out)
+        if 1e-30 < square < 1e30:  # float32-safe, as normalize_rows' fast path
+            return out / np.float32(math.sqrt(square)) if config.normalize else out
+        return finish_vectors(out[None], normalize=config.normalize, single=True)
+    x, single = check_queries(vectors, config)  # (n, in_dim)
+    return finish_vectors(map_rows(x), normalize=config.normalize, single=single)
 
 
 def check_queries(vectors: object, config: AdapterConfig) -> tuple[np.ndarray, bool]:

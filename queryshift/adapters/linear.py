@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from queryshift.adapters.base import (
-    check_queries,
+    apply_map,
     check_tensor_names,
     checked_tensor,
-    finish_vectors,
     register_kinds,
 )
 from queryshift.adapters.config import AdapterConfig
@@ -108,14 +107,18 @@ class LinearAdapter(SavesToDirectory):
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Adapt one query vector ``(input_dim,)`` or a batch ``(n, input_dim)``; float32 ``(dim,)`` / ``(n, dim)``."""
-        x, single = check_queries(vectors, self.config)  # (n, input_dim)
+        return apply_map(vectors, self.config, self._map_rows)
+
+    def _map_rows(self, x: np.ndarray) -> np.ndarray:
+        """``(n, input_dim)`` or ``(input_dim,)`` float32 rows through the map, before re-normalisation."""
         if self.weight is not None:
-            out = x @ self.weight.T + self.bias  # (n, dim)
+            out = x @ self.weight.T  # (n, dim)
         elif self.input_dim != self.dim:
-            out = (x @ self.v) @ self.u.T + self.bias  # (n, dim)
+            out = (x @ self.v) @ self.u.T  # (n, dim)
         else:
-            out = x + (x @ self.v) @ self.u.T + self.bias  # (n, dim)
-        return finish_vectors(out, normalize=self.config.normalize, single=single)
+            out = x + (x @ self.v) @ self.u.T  # (n, dim)
+        out += self.bias
+        return out
 
     def tensors(self) -> dict[str, np.ndarray]:
         if self.weight is not None:

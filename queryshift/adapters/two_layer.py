@@ -14,10 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from queryshift.adapters.base import (
-    check_queries,
+    apply_map,
     check_tensor_names,
     checked_tensor,
-    finish_vectors,
     mlp_tensors,
     register_kinds,
 )
@@ -110,12 +109,15 @@ class TwoLayerAdapter(SavesToDirectory):
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Adapt one query vector ``(input_dim,)`` or a batch ``(n, input_dim)``; float32 ``(dim,)`` / ``(n, dim)``."""
-        x, single = check_queries(vectors, self.config)  # (n, input_dim)
+        return apply_map(vectors, self.config, self._map_rows)
+
+    def _map_rows(self, x: np.ndarray) -> np.ndarray:
+        """``(n, input_dim)`` or ``(input_dim,)`` float32 rows through the network, before re-normalisation."""
         hidden = np.maximum(x @ self.w1.T + self.b1, np.float32(0.0))  # (n, hidden_dim)
         out = hidden @ self.w2.T + self.b2  # (n, dim)
         if self.residual_weight is not None:
             out = self.residual_weight[0] * out + x  # (n, dim)
-        return finish_vectors(out, normalize=self.config.normalize, single=single)
+        return out
 
     def tensors(self) -> dict[str, np.ndarray]:
         tensors = {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
