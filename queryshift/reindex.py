@@ -28,6 +28,15 @@ The same code path serves ``QdrantClient(":memory:")``, ``QdrantClient(path=...)
 
 Keep the source read-only while re-indexing: points added meanwhile are picked up by running
 again, but points deleted meanwhile make the count check fail (nothing is switched).
+
+**At scale.** ``shard=Shard(i, n)`` (:class:`~queryshift.sharding.Shard`, a hash of the point
+id) copies only that part of the source, so ``n`` machines can fill one target in parallel;
+each shard resumes on its own, verifies its own points and never switches the alias. Once all
+shards are done, :func:`verify_and_switch` checks every point and switches the alias, once.
+:class:`WriteOptions` passes Qdrant's ``shard_key_selector`` (custom sharding), write
+``ordering`` and ``wait=False`` (upserts are not awaited; the final check then waits until every
+point is readable) to the calls. An encoder pool (:class:`~queryshift.encoder_pool.EncoderPool`)
+spreads the embedding over processes or GPUs.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from queryshift.data import RetrievalDataset
 from queryshift.embeddings import Encoder
 from queryshift.errors import DataFormatError, DimensionMismatchError, QueryshiftError
 from queryshift.integrations.qdrant.payload import payload_value
+from queryshift.sharding import Shard
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +72,8 @@ __all__ = [
     "copy_points",
     "verify_copy",
     "switch_alias",
+    "verify_and_switch",
+    "WriteOptions",
 ]
 
 METADATA_KEY = "queryshift_reindex"
@@ -69,6 +81,31 @@ METADATA_KEY = "queryshift_reindex"
 
 class ReindexError(QueryshiftError, RuntimeError):
     """The target collection does not match the source (or a previous run); nothing was switched."""
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Qdrant settings of a re-index that matter on a cluster.
+
+    Attributes:
+        shard_key_selector: Custom-sharding key(s) of the points: every read of the source and
+            every read and write of the target go to these shards (the target's shard keys must
+            exist, see ``create_shard_key``).
+        ordering: Write ordering of the upserts (``weak``, ``medium``, ``strong``).
+        wait: Await each upsert. With ``False`` writes are only queued; the final check then
+            retries until every point is readable, for up to ``settle_seconds``.
+        settle_seconds: How long the final check waits for unawaited writes to land.
+    """
+
+    shard_key_selector: Any = None
+    ordering: models.WriteOrdering | None = None
+    wait: bool = True
+    settle_seconds: float = 60.0
+
+    @property
+    def read(self) -> dict[str, Any]:
+        """Keyword arguments of every read call (``scroll``, ``retrieve``, ``count``)."""
+        return {"shard_key_selector": self.shard_key_selector} if self.shard_key_selector is not None else {}
 
 
 @dataclass(frozen=True)
@@ -90,6 +127,8 @@ class ReindexReport:
         vector_name: The re-embedded named vector, or ``None`` for the unnamed default vector.
         seconds: Wall-clock time of the whole call.
         embed_seconds: Time spent inside the encoder.
+        shard: The shard copied (``"I/N"``), ``None`` for the whole collection.
+        alias_switched: Whether this call switched the alias (never for a shard).
     """
 
     source_collection: str
@@ -105,6 +144,8 @@ class ReindexReport:
     vector_name: str | None
     seconds: float
     embed_seconds: float
+    shard: str | None = None
+    alias_switched: bool = True
 
     @property
     def docs_per_second(self) -> float:
@@ -130,6 +171,8 @@ def reindex_collection(
     expected_dim: int | None = None,
     allow_dim_change: bool = False,
     show_progress_bar: bool = False,
+    shard: Shard | None = None,
+    write: WriteOptions | None = None,
 ) -> ReindexReport:
     """Re-embed ``source_collection`` into ``target_collection`` and point ``alias`` at it.
 
@@ -151,9 +194,13 @@ def reindex_collection(
         expected_dim: Fail unless the encoder produces vectors of this dimension.
         allow_dim_change: Allow the new vectors to have another dimension than the source's.
         show_progress_bar: tqdm bars over points written and verified.
+        shard: Copy and verify only this shard of the points, and leave the alias alone; run
+            :func:`verify_and_switch` once every shard is done.
+        write: Cluster settings (:class:`WriteOptions`); default: awaited writes.
 
     Returns:
-        A :class:`ReindexReport`.
+        A :class:`ReindexReport` (with ``shard``: ``points`` counts the shard's points and
+        ``alias`` is not switched, ``previous_alias_target`` is where it still points).
 
     Raises:
         DataFormatError: A point lacks ``text_field`` (or ``dataset`` lacks its id); the message
@@ -196,25 +243,45 @@ def reindex_collection(
         expected_dim=expected_dim,
         allow_dim_change=allow_dim_change,
     )
-    copied = copy_points(client, plan, encoder, show_progress_bar=show_progress_bar)
-    verify_copy(client, plan.source, plan.target, batch_size=batch_size, show_progress_bar=show_progress_bar)
-    switch_alias(client, plan.alias, plan.target, previous=plan.previous_alias_target)
-    logger.info(
-        "alias %r now points at %r (was %r); %d points, %d written, %d already present",
-        plan.alias,
+    write = write or WriteOptions()
+    copied = copy_points(client, plan, encoder, show_progress_bar=show_progress_bar, shard=shard, write=write)
+    verify_copy(
+        client,
+        plan.source,
         plan.target,
-        plan.previous_alias_target,
-        plan.source_count,
-        copied.written,
-        copied.skipped,
+        batch_size=batch_size,
+        show_progress_bar=show_progress_bar,
+        shard=shard,
+        write=write,
     )
+    if shard is None:
+        switch_alias(client, plan.alias, plan.target, previous=plan.previous_alias_target)
+        logger.info(
+            "alias %r now points at %r (was %r); %d points, %d written, %d already present",
+            plan.alias,
+            plan.target,
+            plan.previous_alias_target,
+            plan.source_count,
+            copied.written,
+            copied.skipped,
+        )
+    else:
+        logger.info(
+            "shard %s of %r is complete in %r (%d written, %d already present); the alias is switched by "
+            "verify_and_switch once every shard is done",
+            shard,
+            plan.source,
+            plan.target,
+            copied.written,
+            copied.skipped,
+        )
     params = plan.params
     return ReindexReport(
         source_collection=plan.source,
         target_collection=plan.target,
         alias=plan.alias,
         previous_alias_target=plan.previous_alias_target,
-        points=plan.source_count,
+        points=plan.source_count if shard is None else copied.written + copied.skipped,
         written=copied.written,
         skipped=copied.skipped,
         dim=plan.dim,
@@ -223,6 +290,8 @@ def reindex_collection(
         vector_name=plan.dense_name or None,
         seconds=round(time.perf_counter() - started, 3),
         embed_seconds=round(copied.embed_seconds, 3),
+        shard=None if shard is None else str(shard),
+        alias_switched=shard is None,
     )
 
 
@@ -360,28 +429,34 @@ def plan_reindex(
 
 
 def copy_points(
-    client: QdrantClient, plan: ReindexPlan, encoder: Encoder, *, show_progress_bar: bool = False
+    client: QdrantClient,
+    plan: ReindexPlan,
+    encoder: Encoder,
+    *,
+    show_progress_bar: bool = False,
+    shard: Shard | None = None,
+    write: WriteOptions | None = None,
 ) -> CopyResult:
     """Create the target (or check that it holds this re-index), then embed and upsert what it lacks.
 
     Resumable: before each batch is embedded the target is asked which of its ids it holds, and
     only the missing points are embedded, so calling again after an interruption finishes the copy.
+    With ``shard``, the source is scrolled by id only and the payloads of the shard's missing
+    points are retrieved, so each shard reads the payload of its own points alone.
     """
+    write = write or WriteOptions()
+    read = write.read
     if plan.target_exists:
         _check_resumable(client, plan.target, plan.marker, plan.dense_name, plan.dim)
         logger.info("resuming the re-index into existing collection %r", plan.target)
     else:
-        _create_target(
-            client,
-            plan.target,
-            plan.info,
-            plan.dense_name,
-            plan.params,
-            plan.other_dense,
-            plan.sparse,
-            plan.dim,
-            plan.marker,
-        )
+        try:
+            _create_target(client, plan, write)
+        except Exception:
+            if not client.collection_exists(plan.target):
+                raise
+            # Another shard created it between our plan and now: resume into it like a restart.
+            _check_resumable(client, plan.target, plan.marker, plan.dense_name, plan.dim)
     copied = plan.copied_vectors
     written = skipped = 0
     embed_seconds = 0.0
@@ -390,23 +465,33 @@ def copy_points(
     with tqdm(total=plan.source_count, desc="re-embedding", unit="pt", disable=not show_progress_bar) as bar:
         offset = None
         while True:
-            points, offset = client.scroll(
+            page, offset = client.scroll(
                 plan.source,
                 limit=plan.batch_size,
                 offset=offset,
-                with_payload=True,
-                with_vectors=copied if copied else False,
+                with_payload=shard is None,
+                with_vectors=copied if copied and shard is None else False,
+                **read,
             )
-            if not points:
+            if not page:
                 break
+            points = page if shard is None else [p for p in page if shard.owns(p.id)]
             present = {
                 _key(r.id)
                 for r in client.retrieve(
-                    plan.target, [p.id for p in points], with_payload=False, with_vectors=False
+                    plan.target, [p.id for p in points], with_payload=False, with_vectors=False, **read
                 )
             }
             todo = [p for p in points if _key(p.id) not in present]
             skipped += len(points) - len(todo)
+            if todo and shard is not None:
+                todo = client.retrieve(
+                    plan.source,
+                    [p.id for p in todo],
+                    with_payload=True,
+                    with_vectors=copied if copied else False,
+                    **read,
+                )
             if todo:
                 texts = [plan.texts_of(p) for p in todo]
                 tick = time.perf_counter()
@@ -425,13 +510,65 @@ def copy_points(
                         )
                         for p, row in zip(todo, vectors, strict=True)
                     ],
-                    wait=True,
+                    wait=write.wait,
+                    ordering=write.ordering,
+                    **read,
                 )
                 written += len(todo)
-            bar.update(len(points))
+            bar.update(len(page))
             if offset is None:
                 break
     return CopyResult(written=written, skipped=skipped, embed_seconds=embed_seconds)
+
+
+def verify_and_switch(
+    client: QdrantClient,
+    *,
+    source_collection: str,
+    target_collection: str,
+    alias: str,
+    batch_size: int = 128,
+    show_progress_bar: bool = False,
+    write: WriteOptions | None = None,
+) -> bool:
+    """The last step of a sharded re-index: verify every point, then switch ``alias`` to the target.
+
+    Run it once all shards (``reindex_collection(..., shard=Shard(i, n))`` for every ``i``) have
+    finished. Nothing is embedded, so no model is needed.
+
+    Returns:
+        ``True`` when the alias was switched, ``False`` when it already pointed at the target
+        (running this step twice switches once).
+
+    Raises:
+        ReindexError: The target was not created by a re-index of this source, or a point is
+            missing (a shard has not finished); the alias is left untouched.
+    """
+    aliases = {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
+    source = aliases.get(source_collection, source_collection)
+    if not client.collection_exists(target_collection):
+        raise ReindexError(f"target_collection {target_collection!r} does not exist; run the shards first")
+    marker = (client.get_collection(target_collection).config.metadata or {}).get(METADATA_KEY)
+    if not marker or marker.get("source_collection") != source:
+        raise ReindexError(
+            f"target_collection {target_collection!r} does not hold a queryshift re-index of {source!r} "
+            f"(its marker: {marker!r})"
+        )
+    verify_copy(
+        client,
+        source,
+        target_collection,
+        batch_size=batch_size,
+        show_progress_bar=show_progress_bar,
+        write=write,
+    )
+    previous = aliases.get(alias)
+    if previous == target_collection:
+        logger.info("alias %r already points at %r", alias, target_collection)
+        return False
+    switch_alias(client, alias, target_collection, previous=previous)
+    logger.info("alias %r now points at %r (was %r)", alias, target_collection, previous)
+    return True
 
 
 def switch_alias(client: QdrantClient, alias: str, target: str, *, previous: str | None) -> None:
@@ -548,26 +685,24 @@ def _vector(point: Any, row: np.ndarray, dense_name: str, copied: list[str]) -> 
     return out
 
 
-def _create_target(
-    client: QdrantClient,
-    target: str,
-    info: models.CollectionInfo,
-    dense_name: str,
-    params: models.VectorParams,
-    other_dense: dict[str, models.VectorParams],
-    sparse: dict[str, Any],
-    dim: int,
-    marker: dict[str, Any],
-) -> None:
-    new_params = params.model_copy(update={"size": dim})
-    vectors_config: Any = new_params if not dense_name else {dense_name: new_params, **other_dense}
+def _create_target(client: QdrantClient, plan: ReindexPlan, write: WriteOptions) -> None:
+    target, info, dense_name, dim, marker = plan.target, plan.info, plan.dense_name, plan.dim, plan.marker
+    new_params = plan.params.model_copy(update={"size": dim})
+    vectors_config: Any = new_params if not dense_name else {dense_name: new_params, **plan.other_dense}
+    sharding = info.config.params.sharding_method
     client.create_collection(
         target,
         vectors_config=vectors_config,
-        sparse_vectors_config=sparse or None,
+        sparse_vectors_config=plan.sparse or None,
         on_disk_payload=info.config.params.on_disk_payload,
         metadata={METADATA_KEY: marker},
+        **({"sharding_method": sharding} if sharding is not None else {}),
     )
+    selector = write.shard_key_selector
+    if sharding == models.ShardingMethod.CUSTOM and selector is not None:
+        keys = selector.shards if isinstance(selector, models.ShardKeyWithFallback) else selector
+        for key in keys if isinstance(keys, list) else [keys]:
+            client.create_shard_key(target, key)
     for field_name, schema in (info.payload_schema or {}).items():
         client.create_payload_index(
             target, field_name=field_name, field_schema=schema.params or schema.data_type, wait=True
@@ -601,28 +736,63 @@ def _check_resumable(
 
 
 def verify_copy(
-    client: QdrantClient, source: str, target: str, *, batch_size: int = 128, show_progress_bar: bool = False
+    client: QdrantClient,
+    source: str,
+    target: str,
+    *,
+    batch_size: int = 128,
+    show_progress_bar: bool = False,
+    shard: Shard | None = None,
+    write: WriteOptions | None = None,
 ) -> None:
-    """Raise a :class:`ReindexError` unless every source id is in the target and it holds nothing else."""
+    """Raise a :class:`ReindexError` unless every source id is in the target and it holds nothing else.
+
+    With ``shard``, only that shard's ids are checked (the target holds the other shards' points
+    too). With unawaited writes (``write.wait=False``) the missing ids are asked again until they
+    are readable or ``write.settle_seconds`` have passed.
+    """
     from tqdm.auto import tqdm
 
-    source_count = client.count(source, exact=True).count
-    target_count = client.count(target, exact=True).count
+    write = write or WriteOptions()
+    read = write.read
     missing: list[Any] = []
+
+    def absent(ids: list[Any]) -> list[Any]:
+        found = {
+            _key(r.id) for r in client.retrieve(target, ids, with_payload=False, with_vectors=False, **read)
+        }
+        return [i for i in ids if _key(i) not in found]
+
+    source_count = client.count(source, exact=True, **read).count
     offset = None
     with tqdm(total=source_count, desc="verifying", unit="pt", disable=not show_progress_bar) as bar:
         while True:
             points, offset = client.scroll(
-                source, limit=batch_size, offset=offset, with_payload=False, with_vectors=False
+                source, limit=batch_size, offset=offset, with_payload=False, with_vectors=False, **read
             )
             if not points:
                 break
-            ids = [p.id for p in points]
-            found = {_key(r.id) for r in client.retrieve(target, ids, with_payload=False, with_vectors=False)}
-            missing.extend(i for i in ids if _key(i) not in found)
+            ids = [p.id for p in points if shard is None or shard.owns(p.id)]
+            missing.extend(absent(ids) if ids else [])
             bar.update(len(points))
             if offset is None:
                 break
+    deadline = time.monotonic() + (0.0 if write.wait else write.settle_seconds)
+    while missing and time.monotonic() < deadline:  # unawaited writes still landing
+        time.sleep(0.5)
+        missing = [
+            i
+            for start in range(0, len(missing), batch_size)
+            for i in absent(missing[start : start + batch_size])
+        ]
+    if shard is not None:
+        if missing:
+            raise ReindexError(
+                f"verification of shard {shard} failed: {len(missing)} of its points of {source!r} are missing "
+                f"from {target!r} (e.g. {missing[:5]}); run the shard again to add them"
+            )
+        return
+    target_count = client.count(target, exact=True, **read).count
     if missing or source_count != target_count:
         raise ReindexError(
             f"verification failed: source {source!r} has {source_count} points, target {target!r} has "

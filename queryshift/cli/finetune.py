@@ -104,7 +104,7 @@ def finetune(data, output, data_format, split_name, validation_data, **params):
 @click.option("--source", required=True, help="Collection (or alias) to re-embed; it is never modified.")
 @click.option("--target", required=True, help="New collection to write (resumed if interrupted).")
 @click.option("--alias", required=True, help="Alias switched atomically to --target once it is complete.")
-@click.option("--model", required=True, help="New model: a name or the folder `queryshift finetune` wrote.")
+@click.option("--model", default=None, help="New model: a name or the folder `queryshift finetune` wrote.")
 @click.option(
     "--text-field", default=None, help="Payload field with the text ('_node_content.text' for LlamaIndex)."
 )
@@ -122,6 +122,37 @@ def finetune(data, output, data_format, split_name, validation_data, **params):
     "--allow-dim-change", is_flag=True, help="Allow a new dimension (all queries need the new model)."
 )
 @click.option("--device", default=None, help="torch device (default: cuda when available).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Embedding processes (sentence-transformers pool: one per GPU, or CPU workers).",
+)
+@click.option(
+    "--shard",
+    "shard_text",
+    default=None,
+    metavar="I/N",
+    help="Copy only shard I of N (a hash of the point id); run every shard, then --verify-and-switch.",
+)
+@click.option(
+    "--verify-and-switch",
+    is_flag=True,
+    help="After all shards: verify every point is in --target and switch --alias (no model needed).",
+)
+@click.option("--no-wait", is_flag=True, help="Do not await upserts; the final check waits for them to land.")
+@click.option(
+    "--ordering",
+    type=click.Choice(["weak", "medium", "strong"]),
+    default=None,
+    help="Write ordering of the upserts (Qdrant cluster).",
+)
+@click.option(
+    "--shard-key",
+    default=None,
+    help="Custom-sharding shard key of the points read and written (Qdrant cluster).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def reindex(
     url,
@@ -139,16 +170,43 @@ def reindex(
     expected_dim,
     allow_dim_change,
     device,
+    workers,
+    shard_text,
+    verify_and_switch,
+    no_wait,
+    ordering,
+    shard_key,
     as_json,
 ):
-    """Re-embed collection --source with --model into --target, verify, and switch --alias to it."""
-    from qdrant_client import QdrantClient
+    """Re-embed collection --source with --model into --target, verify, and switch --alias to it.
 
-    from queryshift.reindex import reindex_collection
+    At scale, run `--shard I/N` for every I (on as many machines; each resumes on its own), then
+    once `--verify-and-switch`.
+    """
+    from qdrant_client import QdrantClient, models
+
+    from queryshift.reindex import WriteOptions
 
     if (url is None) == (qdrant_path is None):
         raise click.BadParameter(
             "pass exactly one of --qdrant-url or --qdrant-path", param_hint="--qdrant-url/--qdrant-path"
+        )
+    shard = _parse_shard(shard_text)
+    write = WriteOptions(
+        shard_key_selector=shard_key,
+        ordering=models.WriteOrdering(ordering) if ordering else None,
+        wait=not no_wait,
+    )
+    if verify_and_switch:
+        if shard is not None:
+            raise click.BadParameter(
+                "--verify-and-switch checks every shard; drop --shard", param_hint="--shard"
+            )
+        _verify_and_switch(url, qdrant_path, api_key, source, target, alias, batch_size, write, as_json)
+        return
+    if model is None:
+        raise click.BadParameter(
+            "--model is required (except with --verify-and-switch)", param_hint="--model"
         )
     with user_errors():
         check_device(device)  # before any data is read or collection opened
@@ -161,12 +219,14 @@ def reindex(
         client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=str(qdrant_path))
     try:
         with user_errors():
-            report = reindex_collection(
+            report = _reindex_with_workers(
                 client,
+                SentenceTransformerEncoder(model, device=device, cache=False),
+                workers,
+                device,
                 source_collection=source,
                 target_collection=target,
                 alias=alias,
-                encoder=SentenceTransformerEncoder(model, device=device, cache=False),
                 text_field=text_field,
                 dataset=dataset,
                 vector_name=vector_name,
@@ -174,11 +234,20 @@ def reindex(
                 expected_dim=expected_dim,
                 allow_dim_change=allow_dim_change,
                 show_progress_bar=True,
+                shard=shard,
+                write=write,
             )
     finally:
         client.close()  # releases a local folder's lock even when re-indexing failed
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    if shard is not None:
+        click.echo(
+            f"shard {shard}: {report.points} points in {report.target_collection} ({report.written} embedded "
+            f"now, {report.skipped} from an earlier run; {report.docs_per_second:.1f} docs/s); alias not "
+            "switched: run every shard, then `queryshift reindex ... --verify-and-switch`"
+        )
         return
     click.echo(
         f"{report.points} points in {report.target_collection} ({report.written} embedded now, "
@@ -188,6 +257,57 @@ def reindex(
         f"alias {report.alias!r} -> {report.target_collection!r} (was {report.previous_alias_target!r}); "
         f"{report.source_collection!r} is untouched"
     )
+
+
+def _parse_shard(text: str | None):
+    from queryshift.sharding import Shard
+
+    if text is None:
+        return None
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from None
+
+
+def _reindex_with_workers(client, encoder, workers: int, device: str | None, **kwargs):
+    """``reindex_collection`` with ``encoder`` in this process (1 worker) or in a pool of ``workers``."""
+    from queryshift.reindex import reindex_collection
+
+    if workers == 1:
+        return reindex_collection(client, encoder=encoder, **kwargs)
+    from queryshift.encoder_pool import EncoderPool, pool_devices
+
+    with EncoderPool(encoder, pool_devices(workers, device)) as pooled:
+        return reindex_collection(client, encoder=pooled, **kwargs)
+
+
+def _verify_and_switch(url, qdrant_path, api_key, source, target, alias, batch_size, write, as_json) -> None:
+    """`reindex --verify-and-switch`: the last step of a sharded re-index."""
+    from qdrant_client import QdrantClient
+
+    from queryshift.reindex import verify_and_switch
+
+    with user_errors(RuntimeError):
+        client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=str(qdrant_path))
+    try:
+        with user_errors(RuntimeError):
+            switched = verify_and_switch(
+                client,
+                source_collection=source,
+                target_collection=target,
+                alias=alias,
+                batch_size=batch_size,
+                show_progress_bar=True,
+                write=write,
+            )
+    finally:
+        client.close()
+    if as_json:
+        click.echo(json.dumps({"target_collection": target, "alias": alias, "alias_switched": switched}))
+    else:
+        state = "now points" if switched else "already pointed"
+        click.echo(f"every point of {source!r} is in {target!r}; alias {alias!r} {state} at {target!r}")
 
 
 @click.command()
