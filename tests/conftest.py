@@ -9,9 +9,33 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+# The one place the tests (and the README snippets they run) learn where the real data lives.
+DATA_ENV = "QUERYSHIFT_DATA_DIR"
+SHARED_DATA = Path(os.environ.get(DATA_ENV) or REPO / ".." / "shared" / "data").expanduser().resolve()
 FINETUNE_DATA = SHARED_DATA / "finetune-embedding"
 COVIDQA = SHARED_DATA / "covidqa"
+# What the tests read: without these, every data test would fail on its own FileNotFoundError.
+REQUIRED_DATA = (
+    FINETUNE_DATA / "train_dataset.json",
+    FINETUNE_DATA / "val_dataset.json",
+    COVIDQA / "corpus.jsonl",
+    COVIDQA / "queries.jsonl",
+    COVIDQA / "qrels" / "train.tsv",
+    COVIDQA / "qrels" / "test.tsv",
+)
+
+
+def missing_data_message() -> str | None:
+    """One line saying how to get the test data, or ``None`` when it is all there."""
+    missing = [str(p.relative_to(SHARED_DATA)) for p in REQUIRED_DATA if not p.is_file()]
+    if not missing:
+        return None
+    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    return (
+        f"test data not found in {SHARED_DATA} (missing {missing[0]}{more}): set {DATA_ENV}=DIR to a folder "
+        "holding finetune-embedding/ (run-llama/finetune-embedding's data/) and covidqa/ (the project's "
+        "shared data; see README, Development)"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -19,6 +43,15 @@ def pytest_configure(config: pytest.Config) -> None:
     # each text once, whatever the number of tests that use it.
     os.environ.setdefault("QUERYSHIFT_CACHE_DIR", str(REPO / ".cache"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    # Fail once, at collection, rather than with one FileNotFoundError per data test.
+    tests = REPO / "tests"
+    if any(Path(item.path).is_relative_to(tests) for item in items):
+        message = missing_data_message()
+        if message:
+            pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,14 +11,9 @@ from queryshift.data import RetrievalDataset, load_dataset
 from queryshift.training.config import TrainingConfig
 from queryshift.training.finetune_config import FinetuneConfig
 
-LYFT = (
-    Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
-    / "data"
-    / "finetune-embedding"
-    / "train_dataset.json"
-)
+from .conftest import FINETUNE_DATA  # noqa: TID252
+
+LYFT = FINETUNE_DATA / "train_dataset.json"
 
 
 @pytest.mark.parametrize(

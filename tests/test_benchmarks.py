@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.quality import main
 
 from .conftest import FINETUNE_DATA  # noqa: TID252
 
 
+@pytest.mark.slow  # embeds the real Uber data with the real model
 def test_quality_benchmark_writes_table_json_and_chart(tmp_path):
     paths = main(
         [
@@ -67,9 +70,8 @@ def test_speed_scale_child_trains_one_epoch_and_reports_memory():
     assert 0 < row["rss_before_training_mib"] <= row["peak_rss_mib"]
 
 
+@pytest.mark.slow  # embeds the real Uber data with the real model
 def test_quality_merge_keeps_earlier_rows_of_the_same_setting_only(tmp_path):
-    import pytest
-
     common = ["--data", str(FINETUNE_DATA / "val_dataset.json"), "--regime", "query", "--name", "toy",
               "--output-dir", str(tmp_path)]  # fmt: skip
     main([*common, "--systems", "base,linear", "--max-test-queries", "30"])

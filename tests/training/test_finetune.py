@@ -14,14 +14,9 @@ from queryshift.training import finetune as finetune_module
 from queryshift.training.finetune import REPORT_NAME, finetune_model, load_finetune_report
 from queryshift.training.finetune_config import FinetuneConfig
 
-LYFT = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "data"
-    / "finetune-embedding"
-    / "train_dataset.json"
-)
+from ..conftest import FINETUNE_DATA  # noqa: TID252
+
+LYFT = FINETUNE_DATA / "train_dataset.json"
 
 
 def _subset(n_documents: int) -> RetrievalDataset:
