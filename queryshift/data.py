@@ -29,6 +29,7 @@ __all__ = [
     "load_llamaindex_json",
     "load_beir",
     "load_pairs_jsonl",
+    "load_corpus_jsonl",
     "save_llamaindex_json",
     "read_jsonl",
     "read_json",
@@ -116,7 +117,13 @@ class RetrievalDataset:
         )
 
 
-def load_dataset(path: str | Path, *, format: DataFormat = "auto", split: str = "test") -> RetrievalDataset:
+def load_dataset(
+    path: str | Path,
+    *,
+    format: DataFormat = "auto",
+    split: str = "test",
+    corpus: str | Path | None = None,
+) -> RetrievalDataset:
     """Load any supported data set, guessing the format from the path when ``format="auto"``.
 
     Args:
@@ -124,6 +131,13 @@ def load_dataset(path: str | Path, *, format: DataFormat = "auto", split: str = 
             (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``) or a ``.jsonl`` pair file.
         format: ``"llamaindex"``, ``"beir"``, ``"pairs"`` or ``"auto"``.
         split: For BEIR folders, which ``qrels/<split>.tsv`` to read.
+        corpus: For pair files whose ``positive`` / ``negatives`` are document ids: the
+            ``corpus.jsonl`` (``{"_id": ..., "text": ...}`` lines, BEIR's layout) the ids come
+            from. The other formats carry their corpus and refuse this argument.
+
+    Raises:
+        DataFormatError: Malformed input (file, line and field named), or a pair file whose
+            positives look like ids while no ``corpus`` is given.
     """
     path = Path(path)
     if not path.exists():
@@ -148,12 +162,16 @@ def load_dataset(path: str | Path, *, format: DataFormat = "auto", split: str = 
                 "or a BEIR folder; pass format explicitly",
                 path=path,
             )
+    if corpus is not None and format != "pairs":
+        raise ValueError(
+            f"a corpus file is only read for JSONL pairs; {path} is {format} data, which carries its own corpus"
+        )
     if format == "llamaindex":
         return load_llamaindex_json(path)
     if format == "beir":
         return load_beir(path, split=split)
     if format == "pairs":
-        return load_pairs_jsonl(path)
+        return load_pairs_jsonl(path, corpus=corpus)
     raise ValueError(f"format must be one of auto, llamaindex, beir, pairs; got {format!r}")
 
 
@@ -207,16 +225,7 @@ def load_beir(path: str | Path, *, split: str = "test") -> RetrievalDataset:
             )
             hint = f" (available splits: {available})" if needed == qrels_path and available else ""
             raise FileNotFoundError(f"BEIR folder {path}: missing {needed.relative_to(path)}{hint}")
-    documents: dict[str, str] = {}
-    empty: dict[str, str] = {}  # document id -> where, for documents with no text
-    for line_no, obj in _unique_records(corpus_path):
-        text = _text(obj.get("text"), corpus_path, "text", line_no)
-        title = obj.get("title") or ""
-        body = f"{title}\n{text}" if title else text
-        if body.strip():
-            documents[str(obj["_id"])] = body
-        else:
-            empty[str(obj["_id"])] = f"line {line_no}"
+    documents, empty = _read_corpus(corpus_path)
     all_queries: dict[str, tuple[int, str]] = {}  # query id -> (line, text)
     for line_no, obj in _unique_records(queries_path):
         all_queries[str(obj["_id"])] = (line_no, _text(obj.get("text"), queries_path, "text", line_no))
@@ -270,16 +279,70 @@ def load_beir(path: str | Path, *, split: str = "test") -> RetrievalDataset:
     return _build(queries, documents, qrels, {}, name=f"{path}[{split}]", path=qrels_path)
 
 
-def load_pairs_jsonl(path: str | Path, *, documents: dict[str, str] | None = None) -> RetrievalDataset:
+def load_corpus_jsonl(path: str | Path) -> dict[str, str]:
+    """Document id → text from BEIR's ``corpus.jsonl`` layout: ``{"_id": ..., "title": ..., "text": ...}``.
+
+    A title, when present, is prepended to the text on its own line, as BEIR's evaluation does.
+    Records with no text are left out, with a warning (nothing can retrieve them for their content).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file {path} does not exist")
+    documents, empty = _read_corpus(path)
+    if empty:
+        logger.warning(
+            "%s: left out %d document(s) with empty text (%s)",
+            path,
+            len(empty),
+            ", ".join(list(empty.values())[:5]),
+        )
+    return documents
+
+
+def _read_corpus(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """``(id -> text, id -> "line N" of records with no text)`` of a BEIR ``corpus.jsonl``."""
+    documents: dict[str, str] = {}
+    empty: dict[str, str] = {}  # document id -> where, for documents with no text
+    for line_no, obj in _unique_records(path):
+        text = _text(obj.get("text"), path, "text", line_no)
+        title = obj.get("title") or ""
+        body = f"{title}\n{text}" if title else text
+        if body.strip():
+            documents[str(obj["_id"])] = body
+        else:
+            empty[str(obj["_id"])] = f"line {line_no}"
+    return documents, empty
+
+
+def load_pairs_jsonl(
+    path: str | Path,
+    *,
+    documents: dict[str, str] | None = None,
+    corpus: str | Path | None = None,
+) -> RetrievalDataset:
     """Read ``{"query": ..., "positive": ..., "negatives": [...]}`` lines.
 
     ``positive`` and each negative are either document texts or, when ``documents`` (id → text)
-    is given and the value is one of its ids, document ids. Texts get stable content-hash ids,
-    so the same passage used twice is one document. Lines may carry an ``"id"`` for the query.
+    or a ``corpus`` file (see :func:`load_corpus_jsonl`) is given and the value is one of its
+    ids, document ids. Texts get stable content-hash ids, so the same passage used twice is one
+    document. Lines may carry an ``"id"`` for the query. A value that looks like an id (one
+    word, no spaces) but names no document of the corpus is refused rather than embedded as if
+    it were the document's text.
+
+    Example:
+        >>> import json, tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "cats purr"}) + "\\n")
+        >>> _ = (folder / "pairs.jsonl").write_text(json.dumps({"query": "cats?", "positive": "d1"}) + "\\n")
+        >>> load_pairs_jsonl(folder / "pairs.jsonl", corpus=folder / "corpus.jsonl").qrels
+        {'q1': {'d1'}}
     """
     path = Path(path)
-    corpus: dict[str, str] = dict(documents or {})
-    text_ids: dict[str, str] = {text: did for did, text in corpus.items()}
+    known = dict(documents or {})  # the ids a line may name
+    if corpus is not None:
+        known = {**load_corpus_jsonl(corpus), **known}
+    all_documents: dict[str, str] = dict(known)
+    text_ids: dict[str, str] = {text: did for did, text in all_documents.items()}
     queries: dict[str, str] = {}
     qrels: dict[str, set[str]] = {}
     negatives: dict[str, list[str]] = {}
@@ -289,12 +352,24 @@ def load_pairs_jsonl(path: str | Path, *, documents: dict[str, str] | None = Non
             raise DataFormatError(
                 "expected a non-empty string (document text or id)", path=path, line=line_no, field=name
             )
-        if documents is not None and value in documents:
+        if value in known:
             return value
+        if _looks_like_id(value):
+            if corpus is not None:
+                problem = f"{value[:60]!r} is not an id in {corpus} ({len(known)} documents)"
+            elif known:
+                problem = f"{value[:60]!r} is not an id of the given documents ({len(known)})"
+            else:
+                problem = (
+                    f"{value[:60]!r} looks like a document id, not a document's text; pass the corpus the ids "
+                    'come from (--corpus corpus.jsonl with {"_id": ..., "text": ...} lines; '
+                    "load_dataset(..., corpus=...) in Python)"
+                )
+            raise DataFormatError(problem, path=path, line=line_no, field=name)
         if value not in text_ids:
             new_id = "doc-" + hashlib.sha256(value.encode()).hexdigest()[:12]
             text_ids[value] = new_id
-            corpus[new_id] = value
+            all_documents[new_id] = value
         return text_ids[value]
 
     for line_no, obj in read_jsonl(path):
@@ -312,7 +387,12 @@ def load_pairs_jsonl(path: str | Path, *, documents: dict[str, str] | None = Non
             raise DataFormatError("expected a list", path=path, line=line_no, field="negatives")
         negatives.setdefault(qid, []).extend(doc_id(n, line_no, "negatives") for n in raw_negatives)
     negatives = {q: [d for d in n if d not in qrels[q]] for q, n in negatives.items() if n}
-    return _build(queries, corpus, qrels, negatives, name=str(path), path=path)
+    return _build(queries, all_documents, qrels, negatives, name=str(path), path=path)
+
+
+def _looks_like_id(value: str) -> bool:
+    """One short token without spaces ("doc-17", "42", a UUID): no passage worth retrieving looks like that."""
+    return len(value) <= 128 and not any(c.isspace() for c in value.strip())
 
 
 def save_llamaindex_json(dataset: RetrievalDataset, path: str | Path) -> Path:

@@ -78,12 +78,50 @@ def test_pairs_text_and_ids(tmp_path):
 
 def test_pairs_errors(tmp_path):
     path = tmp_path / "p.jsonl"
-    path.write_text(json.dumps({"query": "a", "positive": "b"}) + "\n" + json.dumps({"query": "a"}) + "\n")
+    path.write_text(json.dumps({"query": "a", "positive": "b c"}) + "\n" + json.dumps({"query": "a"}) + "\n")
     with pytest.raises(DataFormatError, match=r"line 2, field 'positive'"):
         load_pairs_jsonl(path)
     path.write_text("")
     with pytest.raises(DataFormatError, match="no queries"):
         load_pairs_jsonl(path)
+
+
+def test_pairs_with_id_positives_need_their_corpus(tmp_path):
+    pairs, corpus = tmp_path / "pairs.jsonl", tmp_path / "corpus.jsonl"
+    pairs.write_text(
+        json.dumps({"query": "cat?", "positive": "cats purr"})
+        + "\n"
+        + json.dumps({"query": "dog?", "positive": "d-2", "negatives": ["d-1"]})
+        + "\n"
+    )
+    # Without the corpus the id would be embedded as if it were the document's text: refused.
+    with pytest.raises(
+        DataFormatError,
+        match=r"pairs.jsonl, line 2, field 'positive': 'd-2' looks like a document id.*--corpus",
+    ):
+        load_dataset(pairs)
+    corpus.write_text(
+        json.dumps({"_id": "d-1", "title": "Cats", "text": "cats purr"})
+        + "\n"
+        + json.dumps({"_id": "d-2", "text": "dogs bark"})
+        + "\n"
+        + json.dumps({"_id": "d-3", "text": "birds sing"})
+        + "\n"
+    )
+    ds = load_dataset(pairs, corpus=corpus)
+    assert ds.qrels["q2"] == {"d-2"} and ds.negatives["q2"] == ["d-1"]
+    assert ds.documents["d-2"] == "dogs bark" and "d-3" in ds.documents  # the whole corpus is searched
+    assert (
+        len(ds.documents) == 4
+    )  # "cats purr" (line 1, a text) is a document of its own beside "Cats\ncats purr"
+    pairs.write_text(json.dumps({"query": "fish?", "positive": "d-9"}) + "\n")
+    with pytest.raises(
+        DataFormatError,
+        match=r"line 1, field 'positive': 'd-9' is not an id in .*corpus.jsonl \(3 documents\)",
+    ):
+        load_dataset(pairs, corpus=corpus)
+    with pytest.raises(ValueError, match="only read for JSONL pairs"):
+        load_dataset(_write_beir(tmp_path / "b"), corpus=corpus)
 
 
 def test_fingerprint_changes_with_content():
