@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from queryshift.data import RetrievalDataset, read_lines
 from queryshift.embedding_cache import EmbeddingCache, default_cache_dir
@@ -35,6 +36,7 @@ __all__ = [
     "load_vectors",
     "check_finite",
     "check_device",
+    "encode_with_progress",
 ]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -206,13 +208,13 @@ class SentenceTransformerEncoder:
 
     def _encode(self, side: str, texts: list[str]) -> np.ndarray:
         def compute(missing: list[str]) -> np.ndarray:
-            fn = self.model.encode_query if side == "query" else self.model.encode_document
-            return fn(
+            return encode_with_progress(
+                self.model,
                 missing,
+                side=side,
                 batch_size=self.batch_size,
-                normalize_embeddings=self.normalize,
+                normalize=self.normalize,
                 show_progress_bar=self.show_progress_bar,
-                convert_to_numpy=True,
             )
 
         if self.cache is None:
@@ -227,6 +229,53 @@ class SentenceTransformerEncoder:
     def encode_documents(self, texts: list[str]) -> np.ndarray:
         """``(n, dim)`` float32 document vectors."""
         return self._encode("document", list(texts))
+
+
+def encode_with_progress(
+    model,
+    texts: list[str],
+    *,
+    side: str,
+    batch_size: int = 64,
+    normalize: bool = True,
+    show_progress_bar: bool = False,
+) -> np.ndarray:
+    """Embed ``texts`` with a ``SentenceTransformer`` under a bar that says what and how many.
+
+    sentence-transformers labels its own bar "Batches"; this one reads "embedding 6,653 queries".
+    Texts go in chunks of several batches, so the model's length sorting still saves padding.
+
+    Args:
+        model: A loaded ``SentenceTransformer``.
+        texts: What to embed.
+        side: ``"query"`` (``encode_query``, the model's query prompt) or ``"document"``.
+        batch_size: Texts per forward pass.
+        normalize: L2-normalise the vectors.
+        show_progress_bar: Show the tqdm bar.
+
+    Returns:
+        ``(len(texts), dim)`` float32 vectors.
+    """
+    fn = model.encode_query if side == "query" else model.encode_document
+    chunk = batch_size * 8
+    label = f"embedding {len(texts):,} {'queries' if side == 'query' else 'documents'}"
+    parts = []
+    with tqdm(total=len(texts), desc=label, unit="text", disable=not show_progress_bar) as bar:
+        for start in range(0, len(texts), chunk):
+            batch = texts[start : start + chunk]
+            parts.append(
+                fn(
+                    batch,
+                    batch_size=batch_size,
+                    normalize_embeddings=normalize,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                )
+            )
+            bar.update(len(batch))
+    if not parts:
+        return np.zeros((0, int(model.get_embedding_dimension())), np.float32)
+    return np.concatenate(parts).astype(np.float32)  # (n, dim)
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,39 @@ def test_real_model_vectors_are_normalised_and_cached(encoder):
     assert v.shape == (1, 384) and v.dtype == np.float32
     assert abs(float(np.linalg.norm(v)) - 1.0) < 1e-5
     np.testing.assert_array_equal(encoder.encode_queries(["What was Uber's revenue in 2021?"]), v)
+
+
+class _RecordingModel:
+    """Stands in for a SentenceTransformer: returns one-hot rows and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, bool]] = []
+
+    def get_embedding_dimension(self) -> int:
+        return 4
+
+    def _encode(self, side, texts, *, batch_size, normalize_embeddings, show_progress_bar, convert_to_numpy):
+        self.calls.append((side, len(texts), show_progress_bar))
+        return np.eye(4, dtype=np.float32)[[len(t) % 4 for t in texts]]
+
+    def encode_query(self, texts, **kwargs):
+        return self._encode("query", texts, **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        return self._encode("document", texts, **kwargs)
+
+
+def test_embedding_bar_says_what_and_how_many(capsys):
+    from queryshift.embeddings import encode_with_progress
+
+    model = _RecordingModel()
+    texts = [f"text {i}" * (i % 3 + 1) for i in range(37)]
+    vectors = encode_with_progress(model, texts, side="query", batch_size=2, show_progress_bar=True)
+    assert vectors.shape == (37, 4) and vectors.dtype == np.float32
+    np.testing.assert_array_equal(vectors, np.eye(4, dtype=np.float32)[[len(t) % 4 for t in texts]])
+    # Chunks of 8 batches, each without sentence-transformers' own "Batches" bar.
+    assert model.calls == [("query", 16, False), ("query", 16, False), ("query", 5, False)]
+    err = capsys.readouterr().err
+    assert "embedding 37 queries" in err and "37/37" in err and "Batches" not in err
+    encode_with_progress(model, texts[:3], side="document", show_progress_bar=False)
+    assert capsys.readouterr().err == ""

@@ -35,7 +35,12 @@ import numpy as np
 
 from queryshift.atomic import atomic_directory, check_output_directory
 from queryshift.data import RetrievalDataset
-from queryshift.embeddings import SentenceTransformerEncoder, embed_dataset, resolve_model_name
+from queryshift.embeddings import (
+    SentenceTransformerEncoder,
+    embed_dataset,
+    encode_with_progress,
+    resolve_model_name,
+)
 from queryshift.errors import MissingDependencyError
 from queryshift.evaluation import evaluate_retrieval
 from queryshift.splits import split_dataset
@@ -298,19 +303,13 @@ class _ModelEncoder:
         self.show_progress_bar = show_progress_bar
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(
-            self.model.encode_query(
-                list(texts), normalize_embeddings=True, show_progress_bar=self.show_progress_bar
-            ),
-            dtype=np.float32,
+        return encode_with_progress(
+            self.model, list(texts), side="query", show_progress_bar=self.show_progress_bar
         )  # (n, dim)
 
     def encode_documents(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(
-            self.model.encode_document(
-                list(texts), normalize_embeddings=True, show_progress_bar=self.show_progress_bar
-            ),
-            dtype=np.float32,
+        return encode_with_progress(
+            self.model, list(texts), side="document", show_progress_bar=self.show_progress_bar
         )  # (n, dim)
 
 
