@@ -12,17 +12,28 @@ from queryshift.embeddings import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EXAMPLE_FILES", "EXAMPLE_URL", "example_data_dir"]
+__all__ = ["EXAMPLE_FILES", "EXAMPLE_URL", "default_demo_output", "example_data_dir"]
 
 EXAMPLE_URL = "https://raw.githubusercontent.com/run-llama/finetune-embedding/main/data/"
 EXAMPLE_FILES = ("train_dataset.json", "val_dataset.json")
+
+
+def default_demo_output() -> Path:
+    """Where ``queryshift demo`` saves its adapters by default: ``<cache>/demo``, not the working directory.
+
+    Example:
+        >>> default_demo_output().name
+        'demo'
+    """
+    return default_cache_dir() / "demo"
 
 
 def example_data_dir(data: str | Path | None = None, *, timeout: float = 30.0) -> Path:
     """A folder holding ``train_dataset.json`` (Lyft 10-K) and ``val_dataset.json`` (Uber 10-K).
 
     Args:
-        data: A local folder with both files (nothing is downloaded), or ``None`` to use
+        data: A local folder with both files (nothing is downloaded; a folder holding
+            ``finetune-embedding/`` with them is accepted too), or ``None`` to use
             ``<cache>/example-data``, downloading missing files from run-llama/finetune-embedding.
         timeout: Seconds per download before giving up.
 
