@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from queryshift.data import RetrievalDataset, read_lines
 from queryshift.embedding_cache import EmbeddingCache, default_cache_dir
@@ -256,6 +255,8 @@ def encode_with_progress(
     Returns:
         ``(len(texts), dim)`` float32 vectors.
     """
+    from tqdm.auto import tqdm  # here, not at module level: it pulls in asyncio, slowing `queryshift --help`
+
     fn = model.encode_query if side == "query" else model.encode_document
     chunk = batch_size * 8
     label = f"embedding {len(texts):,} {'queries' if side == 'query' else 'documents'}"
