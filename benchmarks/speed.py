@@ -44,7 +44,12 @@ from queryshift.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-LYFT = ROOT / ".." / "shared" / "data" / "finetune-embedding" / "train_dataset.json"
+# The real data: $QUERYSHIFT_DATA_DIR, as for the tests (tests/conftest.py), default ../shared/data.
+LYFT = (
+    Path(os.environ.get("QUERYSHIFT_DATA_DIR") or ROOT / ".." / "shared" / "data")
+    / "finetune-embedding"
+    / "train_dataset.json"
+)
 CONFIG = {
     "lyft_data": "../shared/data/finetune-embedding/train_dataset.json",
     # (pairs, dim). --million adds [1_000_000, 384] and [1_000_000, 768] (about 10x the 100k epoch time).

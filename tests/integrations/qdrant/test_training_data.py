@@ -17,11 +17,11 @@ from queryshift.integrations.qdrant.training_data import (
     parse_point_id,
 )
 
+from ...conftest import FINETUNE_DATA  # noqa: TID252
+
 DIM = 8
 UUID_A = "d193a4ce-e62b-415c-a2e4-91dbc65ba284"
-DATA = (
-    Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "finetune-embedding" / "val_dataset.json"
-)
+DATA = FINETUNE_DATA / "val_dataset.json"
 
 
 class KeywordEncoder:
