@@ -26,6 +26,8 @@ __all__ = [
     "RetrievalDataset",
     "DataFormat",
     "load_dataset",
+    "guess_format",
+    "corpus_for",
     "load_llamaindex_json",
     "load_beir",
     "load_pairs_jsonl",
@@ -143,25 +145,7 @@ def load_dataset(
     if not path.exists():
         raise FileNotFoundError(f"data path {path} does not exist")
     if format == "auto":
-        if path.is_dir():
-            if (path / "corpus.jsonl").is_file():
-                format = "beir"
-            else:
-                raise DataFormatError(
-                    "cannot guess the format of this folder: a BEIR folder needs corpus.jsonl, queries.jsonl "
-                    "and qrels/<split>.tsv",
-                    path=path,
-                )
-        elif path.suffix == ".json":
-            format = "llamaindex"
-        elif path.suffix == ".jsonl":
-            format = "pairs"
-        else:
-            raise DataFormatError(
-                "cannot guess the format from the file name: expected .json (LlamaIndex), .jsonl (pairs) "
-                "or a BEIR folder; pass format explicitly",
-                path=path,
-            )
+        format = guess_format(path)
     if corpus is not None and format != "pairs":
         raise ValueError(
             f"a corpus file is only read for JSONL pairs; {path} is {format} data, which carries its own corpus"
@@ -173,6 +157,44 @@ def load_dataset(
     if format == "pairs":
         return load_pairs_jsonl(path, corpus=corpus)
     raise ValueError(f"format must be one of auto, llamaindex, beir, pairs; got {format!r}")
+
+
+def guess_format(path: str | Path) -> DataFormat:
+    """The format ``load_dataset(format="auto")`` reads ``path`` as.
+
+    Example:
+        >>> guess_format("pairs.jsonl"), guess_format("train_dataset.json")
+        ('pairs', 'llamaindex')
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "corpus.jsonl").is_file():
+            return "beir"
+        raise DataFormatError(
+            "cannot guess the format of this folder: a BEIR folder needs corpus.jsonl, queries.jsonl "
+            "and qrels/<split>.tsv",
+            path=path,
+        )
+    if path.suffix == ".json":
+        return "llamaindex"
+    if path.suffix == ".jsonl":
+        return "pairs"
+    raise DataFormatError(
+        "cannot guess the format from the file name: expected .json (LlamaIndex), .jsonl (pairs) "
+        "or a BEIR folder; pass format explicitly",
+        path=path,
+    )
+
+
+def corpus_for(path: str | Path, corpus: str | Path | None, *, format: DataFormat = "auto") -> Path | None:
+    """``corpus`` when ``path`` is a JSONL pair file, else ``None``.
+
+    For the data a command reads besides its main data set (validation, test, index data): one
+    ``--corpus`` serves every pair file among them, and the other formats carry their own corpus.
+    """
+    if corpus is None:
+        return None
+    return Path(corpus) if (format if format != "auto" else guess_format(path)) == "pairs" else None
 
 
 def load_llamaindex_json(path: str | Path) -> RetrievalDataset:

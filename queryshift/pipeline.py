@@ -18,7 +18,7 @@ from typing import Any
 from queryshift.adapters.base import QueryAdapter
 from queryshift.adapters.io import load_adapter, save_adapter
 from queryshift.atomic import check_output_directory
-from queryshift.data import RetrievalDataset, load_dataset, read_json
+from queryshift.data import RetrievalDataset, corpus_for, load_dataset, read_json
 from queryshift.embeddings import (
     DEFAULT_MODEL,
     EmbeddedDataset,
@@ -42,6 +42,7 @@ __all__ = [
     "TrainingRun",
     "read_heldout",
     "heldout_subset",
+    "training_queries_in",
     "HELDOUT_NAME",
 ]
 
@@ -224,6 +225,30 @@ def read_heldout(adapter_dir: str | Path) -> list[str] | None:
     return ids
 
 
+def training_queries_in(
+    adapter: QueryAdapter, dataset: RetrievalDataset, heldout: list[str] | None = None
+) -> int:
+    """How many of ``dataset``'s queries ``adapter`` was trained on, as its training summary tells.
+
+    The summary records the training data's fingerprint (texts and qrels). ``dataset`` is the
+    training data itself when the fingerprints match; with the adapter's held-out ids, ``dataset``
+    minus those is checked too (``evaluate --queries all`` on the data of ``train --holdout``).
+    Scores on training queries overstate what new queries will see. ``0`` when the summary has
+    no fingerprint or nothing matches (other data, or an adapter trained elsewhere).
+    """
+    fingerprint = (adapter.config.training or {}).get("data_fingerprint")
+    if not fingerprint:
+        return 0
+    if dataset.fingerprint() == fingerprint:
+        return dataset.num_queries
+    held = set(heldout or ())
+    trained = [q for q in dataset.queries if q not in held]
+    if held and trained and len(trained) < dataset.num_queries:
+        if dataset.subset(trained).fingerprint() == fingerprint:
+            return len(trained)
+    return 0
+
+
 def heldout_subset(dataset: RetrievalDataset, ids: list[str], adapter_dir: Path) -> RetrievalDataset:
     """The held-out queries of ``dataset``; errors if the ids are not all there (wrong data set)."""
     missing = [q for q in ids if q not in dataset.queries]
@@ -297,6 +322,7 @@ def run_training(
     model: str = DEFAULT_MODEL,
     encoder: Encoder | None = None,
     data_format: str = "auto",
+    corpus: str | Path | None = None,
     split_name: str = "train",
     holdout: str = "none",
     test_fraction: float = 0.5,
@@ -334,6 +360,8 @@ def run_training(
         config: A :class:`~queryshift.training.TrainingConfig` (default: the defaults). With
             ``collection`` its ``distance`` is taken from the collection.
         model: Embedding model name or path, recorded as the adapter's base model.
+        corpus: For JSONL pairs whose positives are document ids (``data``, and ``index_data`` when
+            it is a pair file too): the ``corpus.jsonl`` the ids come from.
         encoder: Encoder of ``model`` (default: a :class:`~queryshift.embeddings.SentenceTransformerEncoder`).
         query_vectors, document_vectors: Precomputed vectors (``.npy`` + ``.ids.txt``); with
             ``query_vectors`` no pseudo-queries are made (their model is not here).
@@ -394,7 +422,7 @@ def run_training(
     else:
         if data is None:
             raise ValueError("run_training needs data, or qdrant with collection and pairs")
-        dataset = load_dataset(data, format=data_format, split=split_name)
+        dataset = load_dataset(data, format=data_format, split=split_name, corpus=corpus)
         split, seen = _hold_out(dataset, holdout, test_fraction, config.seed)
         train_set = split.apply(dataset)[0] if split else dataset  # held-out queries are never embedded
         echo(
@@ -413,7 +441,13 @@ def run_training(
             config = dataclasses.replace(config, pseudo_queries=0)
         index = None
         if index_data is not None and config.pseudo_queries:
-            index = embed_dataset(load_dataset(index_data, format=data_format, split=split_name), encoder)
+            index_set = load_dataset(
+                index_data,
+                format=data_format,
+                split=split_name,
+                corpus=corpus_for(index_data, corpus, format=data_format),
+            )
+            index = embed_dataset(index_set, encoder)
     # Pseudo-queries come from the text of all of `embedded`'s documents (the corpus the adapter will
     # search), held-out queries' documents included: their text is in the index; the held-out
     # questions never are.

@@ -19,6 +19,8 @@ from queryshift.errors import QueryshiftError
 
 __all__ = [
     "FORMATS",
+    "corpus_option",
+    "format_option",
     "USER_ERRORS",
     "embed",
     "progress_encoder",
@@ -28,6 +30,25 @@ __all__ = [
 ]
 
 FORMATS = click.Choice(["auto", "llamaindex", "beir", "pairs"])
+
+format_option = click.option(
+    "--format",
+    "data_format",
+    type=FORMATS,
+    default="auto",
+    show_default=True,
+    help="How the data is read: llamaindex (.json), beir (a folder), pairs (.jsonl); auto guesses from the path.",
+)
+"""``--format``, the same on every command that reads data."""
+
+corpus_option = click.option(
+    "--corpus",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help='For JSONL pairs whose positives are document ids: the corpus.jsonl ({"_id": ..., "text": ...} '
+    "lines) the ids come from.",
+)
+"""``--corpus``: the documents of JSONL pair files that name them by id."""
 
 USER_ERRORS: tuple[type[Exception], ...] = (QueryshiftError, ValueError, FileNotFoundError, OSError)
 """Errors caused by the input (bad file, bad value): shown as a one-line ``Error: ...``, no traceback."""

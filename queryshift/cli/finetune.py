@@ -9,8 +9,14 @@ from pathlib import Path
 
 import click
 
-from queryshift.cli.common import FORMATS, training_config, training_options, user_errors
-from queryshift.data import load_dataset
+from queryshift.cli.common import (
+    corpus_option,
+    format_option,
+    training_config,
+    training_options,
+    user_errors,
+)
+from queryshift.data import corpus_for, load_dataset
 from queryshift.embeddings import SentenceTransformerEncoder, check_device
 
 
@@ -56,7 +62,8 @@ def _finetune_config(params: dict):
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write."
 )
-@click.option("--format", "data_format", type=FORMATS, default="auto", show_default=True)
+@format_option
+@corpus_option
 @click.option("--split-name", default="train", show_default=True, help="BEIR qrels split to train on.")
 @click.option(
     "--validation-data",
@@ -64,7 +71,7 @@ def _finetune_config(params: dict):
     help="Held-out queries that choose the checkpoint (default: carved from DATA by --validation-split).",
 )
 @_finetune_options()
-def finetune(data, output, data_format, split_name, validation_data, **params):
+def finetune(data, output, data_format, corpus, split_name, validation_data, **params):
     """Fine-tune the embedding model itself on DATA (every document must then be re-embedded)."""
     from queryshift.atomic import check_output_directory
     from queryshift.training.finetune import finetune_model, next_step
@@ -73,9 +80,16 @@ def finetune(data, output, data_format, split_name, validation_data, **params):
         inputs = [data] + ([validation_data] if validation_data else [])
         check_output_directory(output, protect=inputs)  # before any model is loaded or trained
         config = _finetune_config(params)
-        dataset = load_dataset(data, format=data_format, split=split_name)
+        dataset = load_dataset(data, format=data_format, split=split_name, corpus=corpus)
         validation = (
-            load_dataset(validation_data, format=data_format, split=split_name) if validation_data else None
+            load_dataset(
+                validation_data,
+                format=data_format,
+                split=split_name,
+                corpus=corpus_for(validation_data, corpus, format=data_format),
+            )
+            if validation_data
+            else None
         )
         result = finetune_model(
             dataset, config, output_dir=output, validation=validation, show_progress_bar=True
@@ -114,9 +128,11 @@ def finetune(data, output, data_format, split_name, validation_data, **params):
     type=click.Path(exists=True, path_type=Path),
     help="Instead of --text-field: a data set whose documents are the texts, by point id.",
 )
-@click.option("--format", "data_format", type=FORMATS, default="auto", show_default=True)
+@format_option
 @click.option("--vector-name", default=None, help="Named vector to re-embed (default: the only dense one).")
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option(
+    "--batch-size", type=int, default=128, show_default=True, help="Points embedded and written per batch."
+)
 @click.option("--expected-dim", type=int, default=None, help="Fail unless the new model has this dimension.")
 @click.option(
     "--allow-dim-change", is_flag=True, help="Allow a new dimension (all queries need the new model)."
@@ -317,7 +333,8 @@ def _verify_and_switch(url, qdrant_path, api_key, source, target, alias, batch_s
     type=click.Path(exists=True, path_type=Path),
     help="Held-out queries to score on (default: split DATA by --regime).",
 )
-@click.option("--format", "data_format", type=FORMATS, default="auto", show_default=True)
+@format_option
+@corpus_option
 @click.option("--split-name", default="train", show_default=True, help="BEIR qrels split of DATA.")
 @click.option(
     "--regime",
@@ -326,14 +343,26 @@ def _verify_and_switch(url, qdrant_path, api_key, source, target, alias, batch_s
     show_default=True,
     help="How DATA is split when --test-data is not given.",
 )
-@click.option("--test-fraction", type=float, default=0.5, show_default=True)
+@click.option(
+    "--test-fraction",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Share of DATA's queries held out for scoring when --test-data is not given.",
+)
 @click.option(
     "--collection-size",
     type=int,
     default=None,
     help="Vectors in your production collection, for the re-index estimate (default: test corpus size).",
 )
-@click.option("--min-finetune-gain", type=float, default=0.01, show_default=True)
+@click.option(
+    "--min-finetune-gain",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="nDCG@10 a fine-tune must gain over the adapter to be recommended (it costs a re-index).",
+)
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
@@ -347,6 +376,7 @@ def advise(
     data,
     test_data,
     data_format,
+    corpus,
     split_name,
     regime,
     test_fraction,
@@ -362,8 +392,17 @@ def advise(
     with user_errors():
         adapter_config = training_config(params)
         finetune_config = _finetune_config(params)
-        dataset = load_dataset(data, format=data_format, split=split_name)
-        test = load_dataset(test_data, format=data_format, split="test") if test_data else None
+        dataset = load_dataset(data, format=data_format, split=split_name, corpus=corpus)
+        test = (
+            load_dataset(
+                test_data,
+                format=data_format,
+                split="test",
+                corpus=corpus_for(test_data, corpus, format=data_format),
+            )
+            if test_data
+            else None
+        )
         advice = run_advise(
             dataset,
             test,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from queryshift.cli.common import FORMATS, embed, user_errors
+from queryshift.cli.common import corpus_option, embed, format_option, user_errors
 from queryshift.data import load_dataset
 from queryshift.embeddings import DEFAULT_MODEL, SentenceTransformerEncoder, model_name_from_config
 
@@ -15,9 +15,14 @@ from queryshift.embeddings import DEFAULT_MODEL, SentenceTransformerEncoder, mod
 @click.command()
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
 @click.option(
-    "--adapter", "adapter_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True
+    "--adapter",
+    "adapter_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Adapter directory (what `queryshift train -o` wrote).",
 )
-@click.option("--format", "data_format", type=FORMATS, default="auto", show_default=True)
+@format_option
+@corpus_option
 @click.option("--split-name", default="test", show_default=True, help="BEIR qrels split to evaluate on.")
 @click.option(
     "--queries",
@@ -28,8 +33,16 @@ from queryshift.embeddings import DEFAULT_MODEL, SentenceTransformerEncoder, mod
     help="auto: the adapter's held-out queries when it has some, else all.",
 )
 @click.option("--model", default=None, help="Embedding model (default: the adapter's base model).")
-@click.option("--query-vectors", type=click.Path(exists=True, path_type=Path))
-@click.option("--document-vectors", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--query-vectors",
+    type=click.Path(exists=True, path_type=Path),
+    help="Precomputed query vectors (.npy + .ids.txt) instead of embedding DATA's queries.",
+)
+@click.option(
+    "--document-vectors",
+    type=click.Path(exists=True, path_type=Path),
+    help="Precomputed document vectors (.npy + .ids.txt) instead of embedding DATA's documents.",
+)
 @click.option(
     "--index-model",
     default=None,
@@ -44,6 +57,7 @@ def evaluate(
     data,
     adapter_dir,
     data_format,
+    corpus,
     split_name,
     which,
     model,
@@ -61,7 +75,7 @@ def evaluate(
     """
     from queryshift.adapters import load_adapter
     from queryshift.adapters.io import CONFIG_NAME
-    from queryshift.pipeline import compare_adapter, heldout_subset, read_heldout
+    from queryshift.pipeline import compare_adapter, heldout_subset, read_heldout, training_queries_in
 
     with user_errors():
         adapter = load_adapter(adapter_dir)
@@ -73,7 +87,7 @@ def evaluate(
             raise click.BadParameter(
                 f"the adapter was trained on vectors of {trained!r}, not {model!r}", param_hint="--model"
             )
-        dataset = load_dataset(data, format=data_format, split=split_name)
+        dataset = load_dataset(data, format=data_format, split=split_name, corpus=corpus)
         heldout = read_heldout(adapter_dir)
         if which == "heldout" and heldout is None:
             raise click.BadParameter(
@@ -81,6 +95,15 @@ def evaluate(
             )
         if which != "all" and heldout is not None:
             dataset = heldout_subset(dataset, heldout, adapter_dir)
+        seen = training_queries_in(adapter, dataset, heldout)
+        if seen:
+            # stderr, so that --json output stays clean
+            click.echo(
+                f"Warning: {seen} of the {dataset.num_queries} queries scored are the adapter's own training "
+                "queries (its training summary's data fingerprint matches): their gain overstates what new "
+                "queries will see. Score held-out queries (train with --holdout) or other data.",
+                err=True,
+            )
         encoder = SentenceTransformerEncoder(model, show_progress_bar=not as_json)
         if adapter.config.cross_model:
             comparison = _cross_model_comparison(
@@ -96,7 +119,15 @@ def evaluate(
             comparison = compare_adapter(adapter, embedded)
     if as_json:
         click.echo(
-            json.dumps({"data": str(data), "adapter": str(adapter_dir), **comparison.to_dict()}, indent=2)
+            json.dumps(
+                {
+                    "data": str(data),
+                    "adapter": str(adapter_dir),
+                    "training_queries_scored": seen,
+                    **comparison.to_dict(),
+                },
+                indent=2,
+            )
         )
     else:
         click.echo(
@@ -107,7 +138,9 @@ def evaluate(
 
 @click.command()
 @click.argument("adapter_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the whole adapter_config.json (and size) as JSON."
+)
 def inspect(adapter_dir, as_json):
     """Show an adapter's kind, shape (input and output dims), models and training summary."""
     from queryshift.adapters import load_adapter

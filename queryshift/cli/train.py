@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from queryshift.cli.common import (
-    FORMATS,
+    corpus_option,
+    format_option,
     progress_encoder,
     training_config,
     training_options,
@@ -61,7 +62,8 @@ from queryshift.embeddings import DEFAULT_MODEL
 @click.option(
     "--exact", is_flag=True, help="With --collection: exact search (no HNSW) for mining and validation."
 )
-@click.option("--format", "data_format", type=FORMATS, default="auto", show_default=True)
+@format_option
+@corpus_option
 @click.option(
     "--index-data",
     type=click.Path(exists=True, path_type=Path),
@@ -113,6 +115,7 @@ def train(
     max_documents,
     exact,
     data_format,
+    corpus,
     index_data,
     split_name,
     holdout,
@@ -146,6 +149,7 @@ def train(
             model=model,
             encoder=progress_encoder(model, device=config.device),
             data_format=data_format,
+            corpus=corpus,
             split_name=split_name,
             holdout=holdout,
             test_fraction=test_fraction,

@@ -52,8 +52,68 @@ def test_train_evaluate_inspect_with_precomputed_vectors(tmp_path):
     heldout = json.loads((out / "heldout_queries.json").read_text())
     assert report["num_queries"] == len(heldout) > 0
     assert set(report["base"]) == {"ndcg@10", "mrr@10", "hit@5", "recall@10"}
+    assert report["training_queries_scored"] == 0 and "Warning" not in res.stderr
     res = runner.invoke(main, ["inspect", str(out)])
     assert res.exit_code == 0 and "split_regime: query" in res.output and "base_model: toy" in res.output
+    # Scoring the training queries too (--queries all) is allowed, with a warning naming how many.
+    res = runner.invoke(
+        main,
+        [
+            "evaluate",
+            str(tmp_path / "toy.json"),
+            "--adapter",
+            str(out),
+            "--queries",
+            "all",
+            "--json",
+            *vectors,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    trained = 240 - len(heldout)
+    assert json.loads(res.stdout)["training_queries_scored"] == trained
+    assert (
+        f"Warning: {trained} of the 240 queries scored are the adapter's own training queries" in res.stderr
+    )
+
+
+def test_pairs_with_document_ids_train_with_their_corpus(tmp_path):
+    vectors = _toy_files(tmp_path)
+    data = toy_embedded(n_docs=30, n_queries=240, noise=0.3).dataset
+    pairs, corpus = tmp_path / "pairs.jsonl", tmp_path / "corpus.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps({"id": q, "query": data.queries[q], "positive": next(iter(data.qrels[q]))}) + "\n"
+            for q in sorted(data.queries)
+        )
+    )
+    corpus.write_text("".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in data.documents.items()))
+    train = ["train", str(pairs), "--epochs", "2", "--model", "toy", *vectors]
+    res = CliRunner().invoke(main, [*train, "-o", str(tmp_path / "no-corpus")])
+    assert res.exit_code != 0 and not (tmp_path / "no-corpus").exists()
+    assert "pairs.jsonl, line 1, field 'positive': 'd000' looks like a document id" in res.output
+    assert "--corpus" in res.output
+    res = CliRunner().invoke(main, [*train, "--corpus", str(corpus), "-o", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert "Training on 240 queries over 30 documents" in res.output
+    res = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(pairs),
+            "--corpus",
+            str(corpus),
+            "--adapter",
+            str(tmp_path / "a"),
+            "--json",
+            *vectors,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["num_documents"] == 30
+    assert (
+        json.loads(res.stdout)["training_queries_scored"] == 240 and "Warning: 240 of the 240" in res.stderr
+    )
 
 
 def test_bad_input_is_one_clear_line(tmp_path):
