@@ -37,6 +37,7 @@ __all__ = [
     "Comparison",
     "compare_adapter",
     "describe_regime",
+    "describe_validation",
     "train_and_save",
     "run_training",
     "TrainingRun",
@@ -136,6 +137,56 @@ def describe_regime(rate: float, *, heldout: bool = True) -> str:
             "the trainer keeps identity unless that helps"
         )
     return f"Regime: {meaning} ({measured})."
+
+
+def describe_validation(
+    validation: dict[str, dict[str, Any]],
+    *,
+    train_queries: int,
+    config: dict[str, Any],
+    identity: bool = False,
+) -> str:
+    """One account of which training queries were held out to choose the adapter, and why.
+
+    Args:
+        validation: ``TrainingResult.validation`` (split name → figures, with ``"queries"``).
+        train_queries: Labelled training queries (held-out test queries, if any, not counted).
+        config: The training config as a dict (``validation``, ``refit``).
+        identity: Whether the identity was chosen (then nothing was retrained, and nothing is said of it).
+
+    Example:
+        >>> print(describe_validation({"document": {"queries": 36}}, train_queries=40,
+        ...                           config={"validation": "both", "refit": True}))
+        Validation: 36 of the 40 training queries were held out to choose the adapter: 36 in the document split (about documents that training did not see as positives); no query split, because none of the 4 queries left shares its relevant document with another. The chosen candidate was then retrained on all 40.
+    """
+    if not validation:
+        return f"No validation (validation='none'): trained on all {train_queries} training queries as configured."
+    held = sum(int(figures["queries"]) for figures in validation.values())
+    parts = []
+    if "document" in validation:
+        parts.append(
+            f"{validation['document']['queries']} in the document split (about documents that training did not "
+            "see as positives)"
+        )
+    if "query" in validation:
+        parts.append(
+            f"{validation['query']['queries']} in the query split (about documents that training also saw)"
+        )
+    elif config.get("validation") == "both":
+        left = train_queries - held
+        parts.append(
+            f"no query split, because none of the {left} queries left shares its relevant document with another"
+        )
+    account = (
+        f"Validation: {held} of the {train_queries} training queries were held out to choose the adapter: "
+        + "; ".join(parts)
+        + "."
+    )
+    if identity:
+        return account  # the report goes on to say that the identity was kept
+    if config.get("refit", True):
+        return account + f" The chosen candidate was then retrained on all {train_queries}."
+    return account + f" The chosen candidate is the one trained on the {train_queries - held} left."
 
 
 def train_and_save(
@@ -289,6 +340,15 @@ class TrainingRun:
         """The lines ``queryshift train`` prints after training: validation, choice, regime, where saved."""
         result, split = self.result, self.split
         lines = [f"Trained {self.adapter!r} in {result.seconds:.1f}s on {result.device}"]
+        summary = self.adapter.config.training or {}
+        lines.append(
+            describe_validation(
+                result.validation,
+                train_queries=int(summary.get("train_queries", 0)),
+                config=summary.get("config") or {},
+                identity=result.is_identity,
+            )
+        )
         for name, figures in result.validation.items():
             base, adapted = figures["base"], figures["adapted"]
             shown = "  ".join(

@@ -261,7 +261,11 @@ def _validation_splits(
         except ValueError:
             if config.validation == "query":
                 raise
-            logger.warning("no document has two training questions: validating on the document split only")
+            logger.warning(
+                "no query split: none of the %d training queries left after the document split shares its "
+                "relevant document with another; validating on the document split only",
+                remaining.num_queries,
+            )
         else:
             splits["query"] = data.subset(split.test)
             remaining = remaining.subset(split.train)

@@ -264,3 +264,32 @@ def test_cli_reindex_behind_an_alias(tmp_path):
         ],
     )
     assert res.exit_code != 0 and "nope" in res.output
+
+
+def test_small_set_gets_one_consistent_account_of_what_was_held_out(tmp_path):
+    import re
+
+    data = toy_embedded(n_docs=30, n_queries=40, noise=0.3)
+    from queryshift.data import save_llamaindex_json
+
+    save_llamaindex_json(data.dataset, tmp_path / "small.json")
+    for side, ids, vectors in (
+        ("q", data.query_ids, data.query_vectors),
+        ("d", data.document_ids, data.document_vectors),
+    ):
+        np.save(tmp_path / f"{side}.npy", vectors)
+        (tmp_path / f"{side}.ids.txt").write_text("\n".join(ids))
+    res = CliRunner().invoke(
+        main,
+        ["train", str(tmp_path / "small.json"), "-o", str(tmp_path / "a"), "--epochs", "3", "--model", "toy",
+         "--query-vectors", str(tmp_path / "q.npy"), "--document-vectors", str(tmp_path / "d.npy")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    (account,) = [line for line in res.output.splitlines() if line.startswith("Validation: ")]
+    held = int(re.match(r"Validation: (\d+) of the 40 training queries were held out", account).group(1))
+    per_split = [int(n) for n in re.findall(r"validation \(\w+ split, (\d+) queries\)", res.output)]
+    assert held == sum(per_split) and 0 < held < 40
+    if "query split, 0" not in account and len(per_split) == 1:
+        # the query split was skipped: the account says how many queries were left, and that is 40 - held
+        assert f"none of the {40 - held} queries left" in account
+    assert "no document has two training questions" not in res.output
