@@ -29,11 +29,15 @@ def _config_options(func):
 
 @click.command()
 @click.option(
-    "--adapter", "adapter_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True
+    "--adapter",
+    "adapter_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Adapter directory (what `queryshift train -o` wrote).",
 )
 @click.option("--model", default=None, help="Base model, name or path (default: the adapter's base model).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True, help="Port to listen on.")
 @click.option("--device", default=None, help="torch device (default: sentence-transformers' choice).")
 @_config_options
 def serve(adapter_dir: Path, model: str | None, host: str, port: int, device: str | None, **limits) -> None:
