@@ -12,12 +12,12 @@ from .conftest import DATA_ENV, REPO, SHARED_DATA  # noqa: TID252
 def _pytest(data_dir: str, tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, DATA_ENV: data_dir}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_splits.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_packaging.py"],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # generous: a loaded CI machine
     )
 
 
