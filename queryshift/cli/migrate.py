@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from queryshift.cli.common import FORMATS, progress_encoder, training_config, training_options, user_errors
+from queryshift.cli.common import (
+    format_option,
+    progress_encoder,
+    training_config,
+    training_options,
+    user_errors,
+)
 
 
 @click.command()
@@ -34,7 +40,7 @@ from queryshift.cli.common import FORMATS, progress_encoder, training_config, tr
     help="Labelled questions (any format) added as training pairs and used for validation "
     "(their documents' stored vectors: the index's, or embedded by --index-model). Default: no labels.",
 )
-@click.option("--format", "data_format", type=FORMATS, default="auto", show_default=True)
+@format_option
 @click.option("--split-name", default="train", show_default=True, help="BEIR qrels split of --labelled.")
 @click.option(
     "--qdrant-path",
