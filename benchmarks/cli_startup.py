@@ -118,8 +118,8 @@ def render(report: dict) -> str:
     lines = [
         "# CLI start-up time",
         "",
-        f"Command: `{report['command']}` ({report['total_s']} s). Each row: a fresh interpreter running the `queryshift` entry point, "
-        f", median and slowest of {next(iter(report['results'].values()))['runs']} runs after one warm-up; "
+        f"Command: `{report['command']}` ({report['total_s']} s). Each row: a fresh interpreter running the "
+        f"`queryshift` entry point, median and slowest of {next(iter(report['results'].values()))['runs']} runs after one warm-up; "
         f"target {report['target_s']} s.",
         "",
         f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPUs, load average {m['load_average_1_5_15']} at the end "
