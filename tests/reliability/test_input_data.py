@@ -59,7 +59,8 @@ def test_duplicate_key_in_llamaindex_json_names_file_and_section(tmp_path):
 def test_duplicate_key_in_a_jsonl_line_names_the_line(tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text(
-        _jsonl({"query": "a?", "positive": "b"}) + '{"query": "x?", "query": "y?", "positive": "z"}\n'
+        _jsonl({"query": "a?", "positive": "a passage"})
+        + '{"query": "x?", "query": "y?", "positive": "another passage"}\n'
     )
     with pytest.raises(DataFormatError, match=r"pairs\.jsonl, line 2: duplicate key 'query'"):
         load_pairs_jsonl(path)
@@ -156,7 +157,9 @@ def test_non_utf8_json_and_pairs_name_file_and_line(tmp_path):
     with pytest.raises(DataFormatError, match=r"x\.json, line 2: not UTF-8 text \(byte 0xe9"):
         load_llamaindex_json(path)
     pairs = tmp_path / "p.jsonl"
-    pairs.write_bytes(b'{"query": "a?", "positive": "b"}\n{"query": "\xff", "positive": "c"}\n')
+    pairs.write_bytes(
+        b'{"query": "a?", "positive": "a passage"}\n{"query": "\xff", "positive": "another passage"}\n'
+    )
     with pytest.raises(DataFormatError, match=r"p\.jsonl, line 2: not UTF-8 text"):
         load_pairs_jsonl(pairs)
 
