@@ -41,7 +41,6 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
 from qdrant_client import AsyncQdrantClient, QdrantClient
 from qdrant_client.conversions import common_types as types
 from qdrant_client.http import models
@@ -50,16 +49,20 @@ from queryshift.adapters.base import QueryAdapter
 from queryshift.errors import DimensionMismatchError
 from queryshift.integrations.qdrant.requests import (
     VectorFn,
+    is_dense_vector,
     is_multi_vector,
     rewrite_prefetches,
     rewrite_query,
     rewrite_request,
 )
 from queryshift.integrations.qdrant.routing import (
+    UNRESOLVED,
     AdapterKey,
     AdapterRegistry,
     AdapterTable,
     AliasMap,
+    ResolvedAdapters,
+    adapted_vector,
     check_adapter_fits,
 )
 
@@ -207,8 +210,7 @@ def _adapting_fn(table: AdapterTable, collection_name: str) -> VectorFn:
                 f"{_where(collection_name, using)} has a query adapter, but the query is a multi-vector; "
                 "adapters map single (dim,) query vectors: send one vector, or remove the adapter of this vector"
             )
-        adapted = adapter.apply(np.asarray(vector, dtype=np.float32))  # (dim,)
-        return adapted.tolist()  # what qdrant-client itself sends for a numpy query
+        return adapted_vector(adapter, vector)  # a list: what qdrant-client itself sends for a numpy query
 
     return adapt
 
@@ -265,6 +267,7 @@ class _AdaptedClientBase:
         self._client = client
         self._registry = AdapterRegistry(adapters)
         self._aliases = AliasMap(alias_ttl)
+        self._resolved = ResolvedAdapters()  # for the fast path of plain-vector queries
 
     # -- adapter configuration -------------------------------------------------------------
 
@@ -360,6 +363,41 @@ class _AdaptedClientBase:
         if pending:
             _verify(table, key, pending, (yield ("get_collection", target)), target=target)
         return rewrite(arguments, _adapting_fn(table, key))
+
+    def _fast(self, arguments: dict[str, Any], rewrite: _Rewrite) -> dict[str, Any] | None:
+        """The forwarded arguments of the common call, or ``None`` to take :meth:`_prepared`.
+
+        The common call is ``query_points`` / ``query_points_groups`` with one raw dense vector
+        (a list or 1-d array) as ``query`` and no ``prefetch``, on a (collection, using) whose
+        adapter was resolved and checked before under the current configuration and alias read
+        (:class:`~queryshift.integrations.qdrant.routing.ResolvedAdapters`). It sends exactly what
+        :meth:`_prepared` sends, without walking the request twice. Anything else (ids, models,
+        prefetches, stale aliases, an adapter not checked yet) takes the generic path.
+        """
+        if rewrite is not _rewrite_query_and_prefetch or arguments["prefetch"] is not None:
+            return None
+        query = arguments["query"]
+        if not is_dense_vector(query):
+            return None
+        table = self._registry.table
+        if not (table.by_collection or table.by_vector):
+            return arguments
+        targets = self._aliases.fresh()
+        if targets is None:
+            return None  # the generic path reads the aliases first
+        collection_name, using = arguments["collection_name"], arguments["using"]
+        resolved = self._resolved.entries(table, targets)
+        adapter = resolved.get((collection_name, using), UNRESOLVED)
+        if adapter is UNRESOLVED:
+            target = targets.get(collection_name, collection_name)
+            key = _key_for(table, collection_name, target)
+            adapter = table.resolve(key, using) if key is not None else None
+            if adapter is not None and not table.is_verified(key, using, target=target):
+                return None  # the generic path checks it against the collection first
+            resolved[(collection_name, using)] = adapter
+        if adapter is None:
+            return arguments
+        return {**arguments, "query": adapted_vector(adapter, query)}
 
     def _call(self, method: str, arguments: dict[str, Any], rewrite: _Rewrite) -> Any:
         raise NotImplementedError  # pragma: no cover - defined by the two wrappers
@@ -548,8 +586,10 @@ class AdaptedQdrantClient(_AdaptedClientBase):
         return _run(self._verify_steps(collection_name, using), self._client)
 
     def _call(self, method: str, arguments: dict[str, Any], rewrite: _Rewrite) -> Any:
-        arguments = _run(self._prepared(arguments, rewrite), self._client)
-        return getattr(self._client, method)(**arguments)
+        forwarded = self._fast(arguments, rewrite)
+        if forwarded is None:
+            forwarded = _run(self._prepared(arguments, rewrite), self._client)
+        return getattr(self._client, method)(**forwarded)
 
     def _forgetting_aliases(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -591,8 +631,10 @@ class AsyncAdaptedQdrantClient(_AdaptedClientBase):
         return await _run_async(self._verify_steps(collection_name, using), self._client)
 
     async def _call(self, method: str, arguments: dict[str, Any], rewrite: _Rewrite) -> Any:
-        arguments = await _run_async(self._prepared(arguments, rewrite), self._client)
-        return await getattr(self._client, method)(**arguments)
+        forwarded = self._fast(arguments, rewrite)
+        if forwarded is None:
+            forwarded = await _run_async(self._prepared(arguments, rewrite), self._client)
+        return await getattr(self._client, method)(**forwarded)
 
     def _forgetting_aliases(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)

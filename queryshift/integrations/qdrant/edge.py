@@ -35,7 +35,14 @@ from typing import Any
 from queryshift.adapters.base import QueryAdapter
 from queryshift.errors import DimensionMismatchError, MissingDependencyError
 from queryshift.integrations.qdrant.requests import is_dense_vector, is_multi_vector
-from queryshift.integrations.qdrant.routing import AdapterRegistry, AdapterTable, check_adapter_fits
+from queryshift.integrations.qdrant.routing import (
+    UNRESOLVED,
+    AdapterRegistry,
+    AdapterTable,
+    ResolvedAdapters,
+    adapted_vector,
+    check_adapter_fits,
+)
 
 try:
     import qdrant_edge as qe
@@ -218,6 +225,7 @@ class AdaptedEdgeShard:
         mapping = _table_mapping(adapters)
         self._check_named(AdapterTable.from_mapping(mapping))
         self._registry = AdapterRegistry(mapping)
+        self._resolved = ResolvedAdapters()  # for the fast path of plain Nearest queries
 
     @property
     def shard(self) -> qe.EdgeShard:
@@ -277,9 +285,33 @@ class AdaptedEdgeShard:
                     f"edge shard, vector {using or ''!r} has a query adapter, but the query is a multi-vector; "
                     "adapters map single (dim,) query vectors"
                 )
-            return adapter.apply(vector).tolist()
+            return adapted_vector(adapter, vector)
 
         return adapt
+
+    def _fast_nearest(self, query: Any) -> Any:
+        """The adapted ``qe.Query.Nearest`` of a plain dense one, or ``None`` to take the generic walk.
+
+        The common request is ``qe.Query.Nearest(vector)`` without prefetches: one read of its
+        vector, one lookup of the vector's checked adapter (cached per adapter snapshot), and the
+        same ``adapted_vector`` the generic walk sends. Multi-vectors and sparse vectors take the
+        generic walk, which refuses or passes them as it always does.
+        """
+        using = query.using
+        table = self._registry.table
+        resolved = self._resolved.entries(table, None)
+        adapter = resolved.get(using, UNRESOLVED)
+        if adapter is UNRESOLVED:
+            adapter = table.resolve(_SHARD, using)
+            if adapter is not None and not table.is_verified(_SHARD, using):
+                self._check(table, using, adapter)
+            resolved[using] = adapter
+        if adapter is None:
+            return query
+        vector = query.query
+        if not is_dense_vector(vector):
+            return None
+        return qe.Query.Nearest(adapted_vector(adapter, vector), using=using)
 
     def request(
         self,
@@ -298,6 +330,20 @@ class AdaptedEdgeShard:
 
         ``prefetches`` are mappings of ``qe.Prefetch`` arguments (nested ``"prefetches"`` too).
         """
+        if prefetches is None and isinstance(query, qe.Query.Nearest):
+            nearest = self._fast_nearest(query)
+            if nearest is not None:
+                return qe.QueryRequest(
+                    limit=limit,
+                    query=nearest,
+                    prefetches=None,
+                    offset=offset,
+                    with_vector=with_vector,
+                    with_payload=with_payload,
+                    filter=filter,
+                    score_threshold=score_threshold,
+                    params=params,
+                )
         return _build_request(
             self._adapting_fn(),
             limit=limit,

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import numpy as np
+
 from queryshift.adapters.base import QueryAdapter
 from queryshift.errors import DimensionMismatchError, DistanceMismatchError
 
@@ -34,6 +36,9 @@ __all__ = [
     "AdapterTable",
     "AdapterRegistry",
     "AliasMap",
+    "ResolvedAdapters",
+    "UNRESOLVED",
+    "adapted_vector",
     "check_adapter_fits",
     "distance_name",
 ]
@@ -259,6 +264,66 @@ class AliasMap:
         """The collection ``name`` stands for (``name`` itself when it is not a known alias)."""
         targets = self._targets
         return targets.get(name, name) if targets is not None else name
+
+    def fresh(self) -> Mapping[str, str] | None:
+        """The last read (alias → collection) while it is fresh, else ``None`` (read the aliases first).
+
+        A new read is a new object, so callers can key caches on its identity.
+        """
+        targets = self._targets
+        if targets is None or (self.ttl is not None and time.monotonic() - self._read_at >= self.ttl):
+            return None
+        return targets
+
+
+UNRESOLVED = object()
+"""Marker of :class:`ResolvedAdapters`: not resolved yet (``None`` means "resolved: no adapter")."""
+
+
+class ResolvedAdapters:
+    """Adapters already resolved *and checked* per query target, for one configuration and one alias read.
+
+    The query fast paths look the serving adapter up here instead of walking keys, aliases and
+    checks again on every query. The entries belong to one :class:`AdapterTable` snapshot and one
+    alias read (compared by identity): a swap, an alias re-read, ``refresh()`` or an alias change
+    through the wrapper starts an empty cache, exactly where the checks themselves are re-done.
+
+    Example:
+        >>> cache, table = ResolvedAdapters(), AdapterTable.from_mapping({})
+        >>> cache.entries(table, None)[("docs", None)] = None
+        >>> cache.entries(table, None), cache.entries(AdapterTable.from_mapping({}), None)
+        ({('docs', None): None}, {})
+    """
+
+    def __init__(self) -> None:
+        self._state: tuple[object, object, dict] = (None, None, {})
+
+    def entries(self, table: AdapterTable, aliases: object) -> dict:
+        """The mutable ``{target: adapter or None}`` cache of this ``table`` and alias read ``aliases``."""
+        state = self._state
+        if state[0] is not table or state[1] is not aliases:
+            state = (table, aliases, {})
+            self._state = state  # one reference swap: a concurrent query keeps the cache it took
+        return state[2]
+
+
+def adapted_vector(adapter: QueryAdapter, vector: object) -> list[float]:
+    """``adapter.apply`` of one raw query vector (a list of numbers or a 1-d array) as a ``list[float]``.
+
+    A list is what both Qdrant clients send (qdrant-client converts numpy queries with ``tolist``,
+    and qdrant-edge reads a list faster than an array). A list is read with ``np.fromiter``: the same
+    float32 values as ``np.asarray(vector, np.float32)`` at about half the cost.
+
+    Example:
+        >>> from queryshift.adapters import LinearAdapter
+        >>> adapted_vector(LinearAdapter.identity(dim=2), [3.0, 4.0])
+        [0.6000000238418579, 0.800000011920929]
+    """
+    if isinstance(vector, list):
+        x = np.fromiter(vector, np.float32, len(vector))  # (dim,)
+    else:
+        x = np.asarray(vector, dtype=np.float32)  # (dim,)
+    return adapter.apply(x).tolist()
 
 
 def _normalize_key(key: AdapterKey) -> AdapterKey:
