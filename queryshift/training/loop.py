@@ -144,30 +144,31 @@ def fit(
     for epoch in tqdm(range(n_epochs), desc="training", disable=not show_progress_bar):
         module.train()
         order = torch.randperm(n, generator=generator).to(device)  # (n,)
-        step_losses = torch.empty(n_steps, dtype=torch.float32, device=device)
+        step_losses = []
         for step in range(n_steps):
+            # index_select, not tensor[index]: the same rows without the generic indexing machinery.
             batch = order[step * config.batch_size : (step + 1) * config.batch_size]  # (b,)
-            rows = table[batch]  # (b, P + N)
+            rows = table.index_select(0, batch)  # (b, P + N)
             if corpus:
                 candidates = d_all  # (n_documents, dim)
                 positive_columns = rows[:, :n_positive]
             else:
                 columns, inverse = torch.unique(rows, return_inverse=True)  # (n_candidates,), (b, P + N)
-                candidates = d_all[columns]  # (n_candidates, dim)
+                candidates = d_all.index_select(0, columns)  # (n_candidates, dim)
                 if norms is not None:
-                    candidates = candidates / norms[columns]
+                    candidates = candidates / norms.index_select(0, columns)
                 positive_columns = inverse[:, :n_positive]
             labels = torch.zeros(len(batch), len(candidates), dtype=torch.bool, device=device)
             labels.scatter_(1, positive_columns, True)  # (b, n_candidates)
-            adapted = module(q_all[batch])  # (b, dim)
+            adapted = module(q_all.index_select(0, batch))  # (b, dim)
             loss = multi_positive_contrastive_loss(
                 adapted, candidates, labels, temperature=config.temperature, normalize=normalize
             )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            step_losses[step] = loss.detach()
-        losses.append(float((step_losses.double().cpu() * sizes).sum()) / n)
+            step_losses.append(loss.detach())
+        losses.append(float((torch.stack(step_losses).double().cpu() * sizes).sum()) / n)
         if on_epoch is not None:
             module.eval()
             with torch.no_grad():
