@@ -83,3 +83,16 @@ def test_quality_merge_keeps_earlier_rows_of_the_same_setting_only(tmp_path):
     assert "| linear |" in paths["md"].read_text() and "| low_rank |" in paths["md"].read_text()
     with pytest.raises(ValueError, match="another setting"):
         main([*common, "--systems", "base", "--max-test-queries", "20", "--merge"])
+
+
+def test_cross_model_setting_splits_questions_about_the_sampled_chunks():
+    from benchmarks.cross_model import build_setting
+
+    labelled, test = build_setting(FINETUNE_DATA / "val_dataset.json", docs=30, seed=0)
+    smaller, _ = build_setting(FINETUNE_DATA / "val_dataset.json", docs=10, seed=0)
+    assert test.num_documents == 30 and set(smaller.documents) <= set(test.documents)  # a prefix: cache reuse
+    assert not set(labelled.queries) & set(test.queries)
+    for part in (labelled, test):
+        assert all(part.qrels[q] <= set(test.documents) for q in part.queries)
+    labelled_docs = [min(labelled.qrels[q]) for q in labelled.queries]
+    assert len(labelled_docs) == len(set(labelled_docs))  # one labelled question per chunk
