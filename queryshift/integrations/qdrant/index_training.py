@@ -129,7 +129,8 @@ def add_sampled_points(
     size of the collection. Qdrant's sampler takes no seed, so on a collection larger than
     ``limit`` two runs see different samples; with ``limit`` at least the number of points the
     sample is the whole collection. Points without text or without the vector are skipped;
-    points already in ``data`` keep their entry.
+    points already in ``data`` keep their vector, and get the sampled text if they had none
+    (mined negatives are fetched without payload).
 
     Returns:
         A new :class:`~queryshift.embeddings.EmbeddedDataset` (same queries; sampled documents
@@ -164,18 +165,22 @@ def add_sampled_points(
     for point in response.points:
         doc_id = str(parse_point_id(point.id))
         vector, text = _vector_of(point, using), _text_of(point, text_field)
-        if doc_id not in known and vector is not None and text.strip():
-            texts[doc_id], vectors[doc_id] = text, vector
-    new_ids = sorted(texts)
+        if vector is not None and text.strip() and not data.dataset.documents.get(doc_id):
+            texts[doc_id] = text  # a mined negative (fetched without text) gets its text too
+            if doc_id not in known:
+                vectors[doc_id] = vector
+    new_ids = sorted(vectors)
     logger.info(
         "sampled %d points of %r (%d new) for pseudo-queries",
         len(response.points),
         collection_name,
         len(new_ids),
     )
-    if not new_ids:
+    if not texts:
         return data
-    extra = np.asarray([vectors[d] for d in new_ids], dtype=np.float32)  # (n_new, dim)
+    extra = np.asarray([vectors[d] for d in new_ids], dtype=np.float32).reshape(
+        len(new_ids), -1
+    )  # (n_new, dim)
     check_finite(extra, new_ids, what=f"vectors stored in collection {collection_name!r} (ids are point ids)")
     dataset = RetrievalDataset(
         queries=data.dataset.queries,
@@ -189,7 +194,7 @@ def add_sampled_points(
         data.query_ids,
         data.query_vectors,
         [*data.document_ids, *new_ids],
-        np.concatenate([data.document_vectors, extra]),
+        np.concatenate([data.document_vectors, extra]) if new_ids else data.document_vectors,
         data.model_id,
     )
 

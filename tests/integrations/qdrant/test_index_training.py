@@ -182,15 +182,19 @@ def test_qdrant_ranker_scores_like_the_in_memory_corpus(collection) -> None:
 def test_sample_is_bounded_and_skips_points_without_text(collection) -> None:
     client, vectors = collection
     client.upsert("docs", [models.PointStruct(id=N_POINTS, vector=vectors[0].tolist(), payload={})])
-    ds = RetrievalDataset(queries={"q": "?"}, documents={"0": "t"}, qrels={"q": {"0"}})
-    data = EmbeddedDataset(ds, ["q"], vectors[:1], ["0"], vectors[:1], "toy")
+    # "5" stands for a mined negative: fetched without its text.
+    ds = RetrievalDataset(queries={"q": "?"}, documents={"0": "t", "5": ""}, qrels={"q": {"0"}})
+    data = EmbeddedDataset(ds, ["q"], vectors[:1], ["0", "5"], vectors[[0, 5]], "toy")
     sampled = add_sampled_points(client, "docs", data, limit=25, text_field="text")
-    assert 24 <= len(sampled.document_ids) <= 26 and sampled.document_ids[0] == "0"
+    assert 25 <= len(sampled.document_ids) <= 27 and sampled.document_ids[:2] == ["0", "5"]
     everything = add_sampled_points(client, "docs", data, limit=10 * N_POINTS, text_field="text")
     assert len(everything.document_ids) == N_POINTS  # the whole collection, less the point without text
     row = everything.document_ids.index("17")
     np.testing.assert_allclose(everything.document_vectors[row], vectors[17], atol=1e-6)
     assert everything.dataset.documents["17"].endswith("point 17.")
+    assert everything.dataset.documents["0"] == "t"  # known text kept
+    assert everything.dataset.documents["5"].endswith("point 5.")  # the negative got its text, once
+    assert everything.document_ids.count("5") == 1
 
 
 def test_cli_max_documents_needs_in_memory(tmp_path) -> None:
