@@ -6,6 +6,11 @@ Run from the repository root, e.g.::
         --regime cross --test-data ../shared/data/finetune-embedding/val_dataset.json --name lyft-to-uber
     python -m benchmarks.quality --data ../shared/data/finetune-embedding/val_dataset.json --regime query
     python -m benchmarks.quality --data ../shared/data/covidqa --regime document
+    python -m benchmarks.quality --systems base,linear --seeds 0,1,2,3,4 --summary shared --data \\
+        ../shared/data/covidqa ../shared/data/cranfield uber-query=query:../shared/data/finetune-embedding/val_dataset.json
+
+Several ``--data`` values (``[NAME=][REGIME:]PATH[,TEST_PATH]``) run one after the other and add one
+summary table across them, ``quality-<summary>.{md,json}``.
 
 Every system uses the same base model (the bundled all-MiniLM-L6-v2), the same train/test queries
 and the same corpus. Adapters change only the test *query* vectors and are scored against the
@@ -108,6 +113,7 @@ def run_quality(
     llamaindex_budget_s: float | None = None,
     not_run: dict[str, str] | None = None,
     workdir: str | Path | None = None,
+    extra_seeds: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Train every system on ``train``, score it on ``test``; returns the JSON-ready results.
 
@@ -116,6 +122,9 @@ def run_quality(
     ``llamaindex_budget_s``: skip ``llamaindex-2layer`` when its time, extrapolated from the
     measured seconds per epoch of ``llamaindex-linear`` in the same run, exceeds this budget.
     ``not_run``: systems recorded as not run, with the reason given (e.g. a time limit).
+    ``extra_seeds``: the adapter systems are trained again with each of these seeds (same splits,
+    same pseudo-queries, those of ``seed``); ``results[system]["seeds"]`` lists every seed's
+    nDCG@10, difference to base with its interval, and choice, ``seed`` first.
     """
     from queryshift.training import TrainingConfig, train_adapter
 
@@ -166,21 +175,28 @@ def run_quality(
         if system == "base":
             results[system] = {"status": "ok", "scores": base, "train_seconds": 0.0}
         elif system in ADAPTER_SYSTEMS:
-            config = TrainingConfig(seed=seed, **ADAPTER_SYSTEMS[system])
-            t0 = time.perf_counter()
-            result = train_adapter(train_emb, config, base_model=encoder.model_name, pseudo=pseudo)
-            seconds = time.perf_counter() - t0
-            vectors = result.adapter.apply(test_emb.query_vectors)  # (n_test, dim)
+            runs = []
+            for run_seed in dict.fromkeys((seed, *extra_seeds)):
+                config = TrainingConfig(seed=run_seed, **ADAPTER_SYSTEMS[system])
+                t0 = time.perf_counter()
+                result = train_adapter(train_emb, config, base_model=encoder.model_name, pseudo=pseudo)
+                seconds = time.perf_counter() - t0
+                vectors = result.adapter.apply(test_emb.query_vectors)  # (n_test, dim)
+                runs.append((run_seed, config, result, seconds, _score(vectors, test_emb)))
+            _, config, result, seconds, scores = runs[0]
             results[system] = {
                 "status": "ok",
-                "scores": _score(vectors, test_emb),
+                "scores": scores,
                 "train_seconds": round(seconds, 2),
                 "config": {k: v for k, v in vars(config).items()},
                 "identity_chosen": result.is_identity,
                 "chosen_epoch": result.chosen.epoch,
                 "chosen_alpha": result.chosen.alpha,
+                "validation": result.validation,
+                "validation_note": getattr(result, "validation_note", None),
                 "pseudo_queries": result.pseudo_queries,
                 "pseudo_embed_seconds": round(pseudo_seconds, 2),
+                "seeds": [_seed_row(s, r, sec, sc, base, seed) for s, _, r, sec, sc in runs],
             }
         elif system in LLAMAINDEX_SYSTEMS:
             results[system] = _run_llamaindex(
@@ -214,6 +230,24 @@ def run_quality(
         },
         "embedding_seconds_with_cache": round(embed_s, 2),
         "results": results,
+    }
+
+
+def _seed_row(
+    seed: int, result: Any, seconds: float, scores: dict[str, Any], base: dict[str, Any], ci_seed: int
+) -> dict[str, Any]:
+    """One seed's nDCG@10, its difference to base with the paired-bootstrap interval, and its choice."""
+    diff, low, high = bootstrap_difference(
+        base["per_query"]["ndcg@10"], scores["per_query"]["ndcg@10"], seed=ci_seed
+    )
+    return {
+        "seed": seed,
+        "ndcg@10": scores["metrics"]["ndcg@10"],
+        "difference_ci95": {"diff": diff, "low": low, "high": high},
+        "identity_chosen": result.is_identity,
+        "chosen_epoch": result.chosen.epoch,
+        "chosen_alpha": result.chosen.alpha,
+        "train_seconds": round(seconds, 2),
     }
 
 
@@ -377,6 +411,14 @@ def render(report: dict[str, Any]) -> str:
             f"| {name} | {mt['ndcg@10']:.4f} | {delta} | {mt['mrr@10']:.4f} | {mt['hit@5']:.4f} | "
             f"{mt['recall@10']:.4f} | {r['train_seconds']:.1f} |"
         )
+    for name, r in report["results"].items():
+        if r["status"] == "ok" and len(r.get("seeds") or []) > 1:
+            runs = ", ".join(
+                f"seed {x['seed']} {x['ndcg@10']:.4f} ({x['difference_ci95']['diff']:+.4f})"
+                + (" identity" if x["identity_chosen"] else "")
+                for x in r["seeds"]
+            )
+            lines += ["", f"`{name}` across seeds (same splits and pseudo-queries): {runs}."]
     lines += [
         "",
         "Systems: `linear`, `low_rank`, `mlp` = queryshift `train_adapter` with `TrainingConfig()`, "
@@ -499,11 +541,57 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def parse_setting(spec: str, *, regime: str | None, test_data: str | None) -> dict[str, Any]:
+    """One ``--data`` value: ``[NAME=][REGIME:]PATH[,TEST_PATH]``.
+
+    ``REGIME`` (``query``, ``document``, ``cross``) defaults to ``--regime``, else ``document``;
+    ``cross`` takes the test data after a comma (or ``--test-data``). ``NAME`` defaults to
+    ``<stem of PATH>-<regime>``.
+
+    Example:
+        >>> parse_setting("lyft-to-uber=cross:a/train.json,a/val.json", regime=None, test_data=None)["test_data"]
+        'a/val.json'
+    """
+    name, _, rest = spec.rpartition("=") if "=" in spec else ("", "", spec)
+    head, sep, tail = rest.partition(":")
+    if sep and head in ("query", "document", "cross"):
+        regime, rest = head, tail
+    regime = regime or "document"
+    path, _, test = rest.partition(",")
+    test = test or test_data
+    if regime == "cross" and not test:
+        raise ValueError(
+            f"--data {spec!r}: the cross regime needs test data (cross:TRAIN,TEST or --test-data)"
+        )
+    if regime != "cross" and test:
+        raise ValueError(f"--data {spec!r}: test data only applies to the cross regime, not {regime!r}")
+    return {
+        "name": name or f"{Path(path).stem}-{regime}",
+        "data": path,
+        "regime": regime,
+        "test_data": test or None,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Path]:
+    """Run every ``--data`` setting; with several, also write one summary table across them.
+
+    Returns the paths written: ``json``/``md``/``png`` of the setting with one ``--data``; with several,
+    ``json``/``md`` of the summary and ``<name>:json``/``<name>:md``/``<name>:png`` of each setting.
+    """
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="LlamaIndex JSON or BEIR folder to train on")
+    parser.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="data to train on, one or more: LlamaIndex JSON or BEIR folder, as [NAME=][REGIME:]PATH[,TEST_PATH]",
+    )
     parser.add_argument("--format", default="auto", choices=("auto", "llamaindex", "beir"))
-    parser.add_argument("--regime", required=True, choices=("query", "document", "cross"))
+    parser.add_argument(
+        "--regime",
+        choices=("query", "document", "cross"),
+        help="regime of --data values without one (document)",
+    )
     parser.add_argument("--test-data", help="data to test on (--regime cross)")
     parser.add_argument(
         "--systems",
@@ -511,7 +599,14 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         help=f"comma-separated, from {','.join(ALL_SYSTEMS)}; or all",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--name", help="setting name in the output file names (default: from the data path)")
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated seeds the adapter systems are also trained with (e.g. 0,1,2,3,4); the first is the row",
+    )
+    parser.add_argument("--name", help="setting name in the output file names (one --data only)")
+    parser.add_argument(
+        "--summary", default="summary", help="with several --data: write quality-<SUMMARY>.{md,json}"
+    )
     parser.add_argument("--output-dir", default=str(RESULTS))
     parser.add_argument(
         "--max-test-queries", type=int, help="score only the first N test queries (quick runs)"
@@ -537,10 +632,45 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = [parse_setting(spec, regime=args.regime, test_data=args.test_data) for spec in args.data]
+    if args.name:
+        if len(settings) > 1:
+            parser.error("--name applies to one --data; name several as NAME=PATH")
+        settings[0]["name"] = args.name
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
+    command = "python -m benchmarks.quality " + shlex.join(argv if argv is not None else sys.argv[1:])
+    reports, paths = [], {}
+    for setting in settings:
+        report = _run_setting(setting, args, seeds, command)
+        reports.append(report)
+        written = write_report(report, Path(args.output_dir))
+        print(render(report))
+        paths.update({f"{setting['name']}:{kind}": path for kind, path in written.items()})
+        if len(settings) == 1:
+            return written
+    summary = summarize(reports, command=command)
+    output_dir = Path(args.output_dir)
+    summary_paths = {
+        "json": output_dir / f"quality-{args.summary}.json",
+        "md": output_dir / f"quality-{args.summary}.md",
+    }
+    atomic_write_text(summary_paths["json"], json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    atomic_write_text(summary_paths["md"], render_summary(summary))
+    print(render_summary(summary))
+    return {**summary_paths, **paths}
 
+
+def _run_setting(
+    setting: dict[str, Any], args: argparse.Namespace, seeds: list[int], command: str
+) -> dict[str, Any]:
+    """Load, run and describe one setting: the report :func:`write_report` writes."""
     started = time.perf_counter()
     train, test, how = load_setting(
-        args.data, format=args.format, regime=args.regime, test_data=args.test_data, seed=args.seed
+        setting["data"],
+        format=args.format,
+        regime=setting["regime"],
+        test_data=setting["test_data"],
+        seed=seeds[0],
     )
     if args.max_test_queries:
         test = test.subset(sorted(test.queries)[: args.max_test_queries])
@@ -549,36 +679,37 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         if args.systems.strip() == "all"
         else tuple(s.strip() for s in args.systems.split(",") if s.strip())
     )
-    name = args.name or f"{Path(args.data).stem}-{args.regime}"
+    not_run = dict(item.split("=", 1) for item in args.not_run)
     report: dict[str, Any] = {
-        "name": name,
-        "command": "python -m benchmarks.quality " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "name": setting["name"],
+        "command": command,
         "how": how,
         "config": {
-            "data": args.data,
+            "data": setting["data"],
             "format": args.format,
-            "regime": args.regime,
-            "test_data": args.test_data,
+            "regime": setting["regime"],
+            "test_data": setting["test_data"],
             "systems": list(systems),
-            "seed": args.seed,
+            "seed": seeds[0],
+            "seeds": seeds,
             "metrics": list(METRICS),
             "max_test_queries": args.max_test_queries,
             "llamaindex": {k: LLAMAINDEX_SYSTEMS[k] for k in systems if k in LLAMAINDEX_SYSTEMS},
+            "not_run": not_run,
+            "llamaindex_budget_s": args.llamaindex_budget_s,
         },
         "queryshift_version": queryshift.__version__,
     }
-    not_run = dict(item.split("=", 1) for item in args.not_run)
-    report["config"]["not_run"] = not_run
-    report["config"]["llamaindex_budget_s"] = args.llamaindex_budget_s
     report.update(
         run_quality(
             train,
             test,
             systems=systems,
-            seed=args.seed,
+            seed=seeds[0],
             llamaindex_python=args.llamaindex_python,
             llamaindex_budget_s=args.llamaindex_budget_s,
             not_run=not_run,
+            extra_seeds=tuple(seeds[1:]),
         )
     )
     report["llamaindex_versions"] = (
@@ -590,10 +721,100 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     report["total_s"] = round(time.perf_counter() - started, 1)
     _stamp_rows(report["results"], report)
     if args.merge:
-        report = merge_reports(Path(args.output_dir) / f"quality-{name}.json", report)
-    paths = write_report(report, Path(args.output_dir))
-    print(render(report))
-    return paths
+        report = merge_reports(Path(args.output_dir) / f"quality-{setting['name']}.json", report)
+    return report
+
+
+def summarize(reports: list[dict[str, Any]], *, command: str) -> dict[str, Any]:
+    """One row per setting: base, the default adapter (``linear``) with its interval and its seed
+    spread, and the other systems run (e.g. ``finetune``) with theirs."""
+    rows = []
+    for report in reports:
+        results = report["results"]
+        row: dict[str, Any] = {
+            "name": report["name"],
+            "how": report["how"],
+            "train_queries": report["data"]["train_queries"],
+            "test_queries": report["data"]["test_queries"],
+            "test_seen_document_rate": report["data"]["test_seen_document_rate"],
+            "base": results.get("base", {}).get("metrics", {}).get("ndcg@10"),
+            "systems": {},
+        }
+        for system, entry in results.items():
+            if system == "base":
+                continue
+            if entry["status"] != "ok":
+                row["systems"][system] = {"status": entry["status"], "reason": entry.get("reason")}
+                continue
+            row["systems"][system] = {
+                "status": "ok",
+                "ndcg@10": entry["metrics"]["ndcg@10"],
+                "difference_ci95": entry.get("difference_ci95", {}).get("ndcg@10"),
+                "seeds": entry.get("seeds"),
+                "identity_chosen": entry.get("identity_chosen"),
+            }
+        rows.append(row)
+    return {
+        "command": command,
+        "settings": rows,
+        "queryshift_version": queryshift.__version__,
+        "machine": machine(),
+    }
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """The Markdown summary: one row per setting, one column group per system."""
+    systems = list(dict.fromkeys(s for row in summary["settings"] for s in row["systems"]))
+    head = ["setting", "train / test queries", "base"]
+    for system in systems:
+        head.append(f"{system} (Δ [95% CI])")
+        if any((row["systems"].get(system) or {}).get("seeds") for row in summary["settings"]):
+            head.append(f"{system}: seeds, nDCG@10 (identity kept)")
+    lines = [
+        "# Retrieval quality across data sets",
+        "",
+        f"Command: `{summary['command']}`",
+        "",
+        "nDCG@10 on each setting's test queries (never used for a choice), all-MiniLM-L6-v2, cosine; "
+        "Δ: paired-bootstrap 95 % interval of the difference to base at the first seed. "
+        "Per-setting tables: `quality-<setting>.md`.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in summary["settings"]:
+        cells = [row["name"], f"{row['train_queries']} / {row['test_queries']}", _num(row["base"])]
+        for system in systems:
+            entry = row["systems"].get(system)
+            seeded = any((r["systems"].get(system) or {}).get("seeds") for r in summary["settings"])
+            if entry is None or entry["status"] != "ok":
+                cells.append("–" if entry is None else f"not run ({(entry.get('reason') or '')[:60]})")
+                cells += ["–"] if seeded else []
+                continue
+            ci = entry["difference_ci95"]
+            cells.append(f"{entry['ndcg@10']:.4f} ({ci['diff']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}])")
+            if seeded:
+                runs = entry.get("seeds") or []
+                values = ", ".join(
+                    f"{r['seed']}: {r['ndcg@10']:.4f}{'*' if r['identity_chosen'] else ''}" for r in runs
+                )
+                worst = min(r["difference_ci95"]["diff"] for r in runs)
+                mean = float(np.mean([r["ndcg@10"] for r in runs]))
+                cells.append(f"{values}; mean {mean:.4f}, worst Δ {worst:+.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    m = summary["machine"]
+    lines += [
+        "",
+        "`*`: the recipe kept the identity (no candidate passed validation). Machine: "
+        f"{m['cpu']}, {m['usable_cpus']} usable CPUs, load average {m['load_average_1_5_15']} at the end; "
+        f"queryshift {summary['queryshift_version']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 if __name__ == "__main__":

@@ -96,3 +96,41 @@ def test_cross_model_setting_splits_questions_about_the_sampled_chunks():
         assert all(part.qrels[q] <= set(test.documents) for q in part.queries)
     labelled_docs = [min(labelled.qrels[q]) for q in labelled.queries]
     assert len(labelled_docs) == len(set(labelled_docs))  # one labelled question per chunk
+
+
+def test_quality_setting_specs_name_regime_and_test_data():
+    import pytest
+
+    from benchmarks.quality import parse_setting
+
+    assert parse_setting("../d/covidqa", regime=None, test_data=None) == {
+        "name": "covidqa-document", "data": "../d/covidqa", "regime": "document", "test_data": None,
+    }  # fmt: skip
+    spec = parse_setting("uber=query:../d/val.json", regime="document", test_data=None)
+    assert (spec["name"], spec["regime"], spec["data"]) == ("uber", "query", "../d/val.json")
+    cross = parse_setting("cross:a.json,b.json", regime=None, test_data=None)
+    assert (cross["name"], cross["test_data"]) == ("a-cross", "b.json")
+    with pytest.raises(ValueError, match="cross regime needs test data"):
+        parse_setting("cross:a.json", regime=None, test_data=None)
+    with pytest.raises(ValueError, match="only applies to the cross regime"):
+        parse_setting("query:a.json,b.json", regime=None, test_data=None)
+
+
+@pytest.mark.slow
+def test_quality_benchmark_runs_several_settings_into_one_summary(tmp_path):
+    uber = str(FINETUNE_DATA / "val_dataset.json")
+    paths = main(
+        ["--data", f"by-query=query:{uber}", f"by-document=document:{uber}", "--systems", "base,linear",
+         "--seeds", "0,1", "--max-test-queries", "30", "--summary", "both", "--output-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert paths["md"].name == "quality-both.md" and paths["by-query:json"].name == "quality-by-query.json"
+    summary = json.loads(paths["json"].read_text())
+    assert [row["name"] for row in summary["settings"]] == ["by-query", "by-document"]
+    for row in summary["settings"]:
+        linear = row["systems"]["linear"]
+        assert [run["seed"] for run in linear["seeds"]] == [0, 1]
+        assert linear["seeds"][0]["ndcg@10"] == linear["ndcg@10"]
+        per_setting = json.loads(paths[f"{row['name']}:json"].read_text())
+        assert per_setting["results"]["base"]["metrics"]["ndcg@10"] == row["base"]
+    table = paths["md"].read_text()
+    assert "| by-query | " in table and "| by-document | " in table and "linear: seeds" in table
