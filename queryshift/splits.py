@@ -12,6 +12,7 @@ regime say little about the other.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -287,7 +288,7 @@ def plan_validation(
     kinds: tuple[str, ...] = ("document", "query"),
     fraction: float = 0.2,
     seed: int = 0,
-    groupings: tuple[dict[str, int] | None, ...] = (None,),
+    groupings: Iterable[dict[str, int] | None] = (None,),
     min_queries: int = MIN_VALIDATION_QUERIES,
 ) -> ValidationPlan:
     """Hold out a document split and a query split of ``fraction`` of the queries each, as the data allows.
@@ -303,7 +304,8 @@ def plan_validation(
         dataset: The training queries.
         kinds: The splits wanted, in the order they are cut.
         fraction: Share of all queries each split should hold.
-        groupings: Document id → group id mappings for the document split (``None``: single documents).
+        groupings: Document id → group id mappings for the document split, tried in order (``None``:
+            single documents); an iterator is consumed only as far as needed.
         min_queries: Fewest queries a split and the training side beside it may hold.
 
     Example:
