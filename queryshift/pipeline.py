@@ -145,21 +145,30 @@ def describe_validation(
     train_queries: int,
     config: dict[str, Any],
     identity: bool = False,
+    dropped: dict[str, str] | None = None,
+    fallbacks: list[str] | None = None,
 ) -> str:
     """One account of which training queries were held out to choose the adapter, and why.
 
     Args:
-        validation: ``TrainingResult.validation`` (split name → figures, with ``"queries"``).
+        validation: ``TrainingResult.validation`` (split name → figures, with ``"queries"`` per draw
+            and ``"draws"``).
         train_queries: Labelled training queries (held-out test queries, if any, not counted).
         config: The training config as a dict (``validation``, ``refit``).
         identity: Whether the identity was chosen (then nothing was retrained, and nothing is said of it).
+        dropped: Split name → why the data did not allow it (``TrainingResult.validation_plan``).
+        fallbacks: How a split was formed when the first way failed.
 
     Example:
         >>> print(describe_validation({"document": {"queries": 36}}, train_queries=40,
         ...                           config={"validation": "both", "refit": True}))
         Validation: 36 of the 40 training queries were held out to choose the adapter: 36 in the document split (about documents that training did not see as positives); no query split, because none of the 4 queries left shares its relevant document with another. The chosen candidate was then retrained on all 40.
     """
+    dropped = dropped or {}
     if not validation:
+        if dropped:
+            reasons = "; ".join(f"no {name} split, because {why}" for name, why in dropped.items())
+            return f"Validation: no split could be held out of the {train_queries} training queries ({reasons}): the identity is kept."
         return f"No validation (validation='none'): trained on all {train_queries} training queries as configured."
     held = sum(int(figures["queries"]) for figures in validation.values())
     parts = []
@@ -168,20 +177,28 @@ def describe_validation(
             f"{validation['document']['queries']} in the document split (about documents that training did not "
             "see as positives)"
         )
+    elif "document" in dropped:
+        parts.append(f"no document split, because {dropped['document']}")
     if "query" in validation:
         parts.append(
             f"{validation['query']['queries']} in the query split (about documents that training also saw)"
         )
+    elif "query" in dropped:
+        parts.append(f"no query split, because {dropped['query']}")
     elif config.get("validation") == "both":
         left = train_queries - held
         parts.append(
             f"no query split, because none of the {left} queries left shares its relevant document with another"
         )
+    parts += fallbacks or []
     account = (
         f"Validation: {held} of the {train_queries} training queries were held out to choose the adapter: "
         + "; ".join(parts)
         + "."
     )
+    draws = max(int(figures.get("draws", 1)) for figures in validation.values())
+    if draws > 1:
+        account += f" The splits were drawn {draws} times; every candidate was scored on all {draws} draws."
     if identity:
         return account  # the report goes on to say that the identity was kept
     if config.get("refit", True):
@@ -341,12 +358,15 @@ class TrainingRun:
         result, split = self.result, self.split
         lines = [f"Trained {self.adapter!r} in {result.seconds:.1f}s on {result.device}"]
         summary = self.adapter.config.training or {}
+        plan = result.validation_plan
         lines.append(
             describe_validation(
                 result.validation,
                 train_queries=int(summary.get("train_queries", 0)),
                 config=summary.get("config") or {},
                 identity=result.is_identity,
+                dropped=plan.dropped if plan else None,
+                fallbacks=plan.fallbacks if plan else None,
             )
         )
         for name, figures in result.validation.items():
@@ -355,7 +375,15 @@ class TrainingRun:
                 f"{m} {base[m]:.4f} -> {adapted[m]:.4f}" for m in ("ndcg@10", "mrr@10", "hit@5")
             )
             lines.append(f"validation ({name} split, {figures['queries']} queries): {shown}")
-        if result.is_identity:
+        evidence = result.evidence
+        if result.is_identity and not result.validation:
+            pass  # the account above says why nothing could be validated
+        elif result.is_identity and evidence.get("worst_split_gain", 0.0) > 0:
+            lines.append(
+                f"The best candidate gained {evidence['worst_split_gain']:+.4f} on validation, within "
+                f"noise (lower bound {evidence['lower_bound']:+.4f}): the saved adapter is the identity (no change)."
+            )
+        elif result.is_identity:
             lines.append(
                 "No candidate beat the identity on validation: the saved adapter is the identity (no change)."
             )

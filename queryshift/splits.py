@@ -345,12 +345,14 @@ def plan_validation(
         try:
             split = split_by_query(remaining, test_fraction=wanted, seed=seed)
         except DataFormatError:
-            dropped["query"] = "no relevant document has two training questions"
+            dropped["query"] = (
+                f"none of the {remaining.num_queries} queries left shares its relevant document with another"
+            )
         else:
             if min(len(split.test), len(split.train)) < min_queries:
                 dropped["query"] = (
-                    f"only {len(split.test)} of {remaining.num_queries} queries could be held out "
-                    f"with their document kept in training (at least {min_queries} needed)"
+                    f"only {len(split.test)} of the {remaining.num_queries} queries left share their relevant "
+                    f"document with another (at least {min_queries} needed)"
                 )
             else:
                 splits["query"] = split.test

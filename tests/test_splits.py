@@ -83,9 +83,10 @@ def test_plan_validation_says_which_split_was_dropped_and_why():
     )
     plan = plan_validation(one_each, seed=0)
     assert set(plan.splits) == {"document"} and set(plan.dropped) == {"query"}
+    left = 30 - len(plan.splits["document"])
     assert plan.describe() == (
-        "validation: query split dropped (no relevant document has two training questions); "
-        "choosing on the document split"
+        f"validation: query split dropped (none of the {left} queries left shares its relevant document with "
+        "another); choosing on the document split"
     )
     ds = _many_positives()
     crossing = {f"d{d:03d}": d % 7 for d in range(200)}  # every group cuts across every topic

@@ -112,6 +112,8 @@ def training_options(func):
             help="Held-out split(s) that choose the adapter.",
         ),
         option("validation_fraction", type=float),
+        option("validation_repeats", type=int),
+        option("gain_z", type=float),
         option("refit", help="Retrain the chosen candidate on all training queries."),
         option(
             "distance", type=click.Choice(["cosine", "dot", "euclid"]), help="Distance of your collection."

@@ -50,6 +50,16 @@ class TrainingConfig:
     validation_fraction: float = field(
         default=0.2, metadata={"help": "fraction of training queries held out per split"}
     )
+    validation_repeats: int = field(
+        default=3,
+        metadata={
+            "help": "validation splits drawn (seeds seed, seed+1, ...), every candidate scored on all of them"
+        },
+    )
+    gain_z: float = field(
+        default=1.0,
+        metadata={"help": "the chosen gain minus gain_z standard errors must stay above 0 (0: no such test)"},
+    )
     alphas: tuple[float, ...] = field(
         default=(0.25, 0.5, 0.75, 1.0),
         metadata={"help": "interpolation weights with identity tried on validation"},
@@ -76,7 +86,14 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.adapter not in ("linear", "low_rank", "residual_mlp"):
             raise ValueError(f"adapter must be linear, low_rank or residual_mlp, got {self.adapter!r}")
-        for name in ("rank", "hidden_dim", "epochs", "batch_size", "pseudo_max_documents"):
+        for name in (
+            "rank",
+            "hidden_dim",
+            "epochs",
+            "batch_size",
+            "pseudo_max_documents",
+            "validation_repeats",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -87,6 +104,8 @@ class TrainingConfig:
         for name in ("learning_rate", "temperature"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.gain_z >= 0:
+            raise ValueError(f"gain_z must be >= 0, got {self.gain_z}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.negatives not in ("in_batch", "corpus"):

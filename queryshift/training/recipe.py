@@ -10,6 +10,7 @@ a candidate (gain 0), so the result is never worse than no adapter on validation
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,11 +21,12 @@ import numpy as np
 from queryshift.adapters.base import QueryAdapter
 from queryshift.embeddings import EmbeddedDataset
 from queryshift.evaluation import rank_documents
-from queryshift.splits import revisit_rate, split_by_document, split_by_query
+from queryshift.splits import ValidationPlan, plan_validation, revisit_rate
 from queryshift.training.config import TrainingConfig
 from queryshift.training.loop import TrainingPairs, fit, pick_device
 from queryshift.training.modules import build_module
 from queryshift.training.scoring import Ranker, SplitScorer
+from queryshift.training.selection import choose_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,15 @@ class TrainingResult:
     device: str = "cpu"
     pseudo_queries: int = 0
     """Unlabelled pseudo-queries added to training (0: labels only)."""
+    validation_plan: ValidationPlan | None = None
+    """The first draw's validation splits: which the data did not allow, and why."""
+    evidence: dict[str, float] = field(default_factory=dict)
+    """The best candidate's worst-split gain, pooled gain and its lower bound (see :mod:`~queryshift.training.selection`)."""
+
+    @property
+    def validation_note(self) -> str | None:
+        """One line on the validation splits the data did not allow, ``None`` when all were formed."""
+        return self.validation_plan.describe() if self.validation_plan else None
 
     @property
     def is_identity(self) -> bool:
@@ -74,6 +85,9 @@ class TrainingResult:
             "pseudo_queries": self.pseudo_queries,
             "train_seconds": round(self.seconds, 3),
             "device": self.device,
+            "validation_note": self.validation_note,
+            "validation_dropped": dict(self.validation_plan.dropped) if self.validation_plan else {},
+            "selection": {k: round(v, 5) for k, v in self.evidence.items()},
         }
 
 
@@ -135,60 +149,44 @@ def train_adapter(
     config = config or TrainingConfig()
     started = time.perf_counter()
     metrics = tuple(dict.fromkeys((config.metric, *_REPORT_METRICS)))
-    val_sets, train_ids = _validation_splits(data, config)
-    inner = data.subset(train_ids)
-    # The pseudo pairs (and their mined negatives) are the same for the selection run and the refit.
+    # The pseudo pairs (and their mined negatives) are the same for every selection run and the refit.
     pseudo_pairs = _pairs(pseudo, config) if pseudo is not None and pseudo.query_ids else None
-
-    scorers = {
-        name: SplitScorer(part, metrics, distance=config.distance, ranker=ranker)
-        for name, part in val_sets.items()
-    }
-    base_scores = {name: scorers[name].score(part.query_vectors[None])[0] for name, part in val_sets.items()}
-    candidates = [Candidate(0, 0.0, {name: s[config.metric] for name, s in base_scores.items()})]
-    # Every metric of every candidate, kept for the chosen one's validation report.
-    all_scores: dict[tuple[int, float], dict[str, dict[str, float]]] = {(0, 0.0): base_scores}
-    best_state: dict[str, Any] = {}
-
-    def on_epoch(epoch: int, module) -> None:
-        import torch
-
-        device = next(module.parameters()).device
-        per_split = {}
-        for name, part in val_sets.items():
-            q = torch.as_tensor(part.query_vectors, device=device)  # (n_val, dim)
-            # Every alpha of this epoch in one ranking pass: (n_alphas, n_val, dim).
-            stacked = torch.stack([module(q, alpha=alpha) for alpha in config.alphas]).cpu().numpy()
-            per_split[name] = scorers[name].score(stacked)
-        for i, alpha in enumerate(config.alphas):
-            all_scores[(epoch, alpha)] = {name: per_split[name][i] for name in val_sets}
-            candidates.append(
-                Candidate(epoch, alpha, {name: per_split[name][i][config.metric] for name in val_sets})
+    runs: list[_SelectionRun] = []
+    if config.validation != "none":
+        for repeat in range(config.validation_repeats):
+            run_config = dataclasses.replace(config, seed=config.seed + repeat)
+            runs.append(
+                _selection_run(
+                    data,
+                    run_config,
+                    pseudo,
+                    pseudo_pairs,
+                    metrics,
+                    keep_states=not config.refit and repeat == 0,
+                    show_progress_bar=show_progress_bar,
+                    ranker=ranker,
+                )
             )
-        if not config.refit and _choose(candidates, config).epoch == epoch:
-            # The best candidate so far is this epoch's: keep its weights (not a copy of every epoch).
-            best_state.update({k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()})
-
-    losses: list[float] = []
-    if val_sets:
-        module = _fresh_module(config, data.dim)
-        losses = fit(
-            module,
-            _all_pairs(inner, config, pseudo, pseudo_pairs),
-            config,
-            on_epoch=on_epoch,
-            show_progress_bar=show_progress_bar,
-        )
-        chosen = _choose(candidates, config)
+    note = runs[0].plan.describe() if runs else None
+    if note:
+        logger.warning("%s", note)
+    validated = [run for run in runs if run.base]
+    candidates, gains = _pool(validated, config)
+    losses: list[float] = runs[0].losses if runs else []
+    if validated:
+        key, evidence = choose_candidate(gains, z=config.gain_z)
+        chosen = next(c for c in candidates if (c.epoch, c.alpha) == key) if key else candidates[0]
+    elif runs:  # validation asked for, but the data allows no split: keep the identity
+        chosen, evidence = Candidate(0, 0.0, {}), {}
     else:
-        chosen = Candidate(config.epochs, config.alphas[-1], {})
+        chosen, evidence = Candidate(config.epochs, config.alphas[-1], {}), {}
 
     export = {"base_model": base_model, "distance": config.distance, "normalize": config.distance != "dot"}
     if chosen.alpha == 0.0:
         from queryshift.adapters.linear import LinearAdapter
 
         adapter: QueryAdapter = LinearAdapter.identity(data.dim, **export)
-    elif config.refit or not val_sets:
+    elif config.refit or not validated:
         module = _fresh_module(config, data.dim)
         losses = fit(
             module,
@@ -200,17 +198,10 @@ def train_adapter(
         adapter = module.to_adapter(alpha=chosen.alpha, **export)
     else:
         module = _fresh_module(config, data.dim)
-        module.load_state_dict(best_state)
+        module.load_state_dict(runs[0].states[chosen.epoch])
         adapter = module.to_adapter(alpha=chosen.alpha, **export)
 
-    validation = {
-        name: {
-            "base": base_scores[name],
-            "adapted": all_scores[(chosen.epoch, chosen.alpha)][name],
-            "queries": len(part.query_ids),
-        }
-        for name, part in val_sets.items()
-    }
+    validation = _report(validated, (chosen.epoch, chosen.alpha) if chosen.alpha else (0, 0.0))
     seconds = time.perf_counter() - started
     logger.info("chose epoch=%d alpha=%.2f in %.1fs", chosen.epoch, chosen.alpha, seconds)
     return TrainingResult(
@@ -223,7 +214,118 @@ def train_adapter(
         seconds=seconds,
         device=str(pick_device(config.device)),
         pseudo_queries=len(pseudo.query_ids) if pseudo is not None else 0,
+        validation_plan=runs[0].plan if runs else None,
+        evidence=evidence,
     )
+
+
+@dataclass
+class _SelectionRun:
+    """One draw of the validation splits and the candidates trained beside them."""
+
+    plan: ValidationPlan
+    base: dict[str, dict[str, float]] = field(default_factory=dict)
+    """split → the identity's mean metrics."""
+    base_per_query: dict[str, np.ndarray] = field(default_factory=dict)
+    """split → the identity's per-query values of ``config.metric``."""
+    scores: dict[tuple[int, float], dict[str, dict[str, float]]] = field(default_factory=dict)
+    per_query: dict[tuple[int, float], dict[str, np.ndarray]] = field(default_factory=dict)
+    states: dict[int, dict[str, Any]] = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+
+
+def _selection_run(
+    data: EmbeddedDataset,
+    config: TrainingConfig,
+    pseudo: EmbeddedDataset | None,
+    pseudo_pairs: TrainingPairs | None,
+    metrics: tuple[str, ...],
+    *,
+    keep_states: bool,
+    show_progress_bar: bool,
+    ranker: Ranker | None,
+) -> _SelectionRun:
+    """Draw the validation splits with ``config.seed``, train on the rest, score every candidate."""
+    plan = _validation_plan(data, config)
+    run = _SelectionRun(plan)
+    if not plan.splits:
+        return run
+    val_sets = {name: data.subset(ids) for name, ids in plan.splits.items()}
+    scorers = {
+        name: SplitScorer(part, metrics, distance=config.distance, ranker=ranker)
+        for name, part in val_sets.items()
+    }
+    for name, part in val_sets.items():
+        values = scorers[name].score_per_query(part.query_vectors[None])
+        run.base[name] = {m: float(v[0].mean()) for m, v in values.items()}
+        run.base_per_query[name] = values[config.metric][0]
+
+    def on_epoch(epoch: int, module) -> None:
+        import torch
+
+        device = next(module.parameters()).device
+        for name, part in val_sets.items():
+            q = torch.as_tensor(part.query_vectors, device=device)  # (n_val, dim)
+            # Every alpha of this epoch in one ranking pass: (n_alphas, n_val, dim).
+            stacked = torch.stack([module(q, alpha=alpha) for alpha in config.alphas]).cpu().numpy()
+            values = scorers[name].score_per_query(stacked)
+            for i, alpha in enumerate(config.alphas):
+                run.scores.setdefault((epoch, alpha), {})[name] = {
+                    m: float(v[i].mean()) for m, v in values.items()
+                }
+                run.per_query.setdefault((epoch, alpha), {})[name] = values[config.metric][i]
+        if keep_states:
+            run.states[epoch] = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+    module = _fresh_module(config, data.dim)
+    run.losses = fit(
+        module,
+        _all_pairs(data.subset(plan.train), config, pseudo, pseudo_pairs),
+        config,
+        on_epoch=on_epoch,
+        show_progress_bar=show_progress_bar,
+    )
+    return run
+
+
+def _pool(
+    runs: list[_SelectionRun], config: TrainingConfig
+) -> tuple[list[Candidate], dict[tuple[int, float], dict[str, np.ndarray]]]:
+    """Candidates with their mean ``config.metric`` per split pooled over ``runs`` (identity first),
+    and each candidate's per-query gains over the identity, per split, concatenated over runs."""
+    splits = list(dict.fromkeys(name for run in runs for name in run.base))
+    keys = [(0, 0.0)] + [(e, a) for e in range(1, config.epochs + 1) for a in config.alphas]
+    candidates, gains = [], {}
+    for key in keys:
+        per_split, scores = {}, {}
+        for name in splits:
+            rows = [run for run in runs if name in run.base]
+            adapted = [run.per_query[key][name] if key[1] else run.base_per_query[name] for run in rows]
+            per_split[name] = np.concatenate(
+                [a - run.base_per_query[name] for a, run in zip(adapted, rows, strict=True)]
+            )
+            scores[name] = float(np.concatenate(adapted).mean())
+        candidates.append(Candidate(key[0], key[1], scores))
+        if key[1]:
+            gains[key] = per_split
+    return candidates, gains
+
+
+def _report(runs: list[_SelectionRun], key: tuple[int, float]) -> dict[str, dict[str, Any]]:
+    """split → base and adapted mean metrics of the candidate ``key``, pooled over ``runs``."""
+    report = {}
+    for name in dict.fromkeys(n for run in runs for n in run.base):
+        rows = [run for run in runs if name in run.base]
+        sizes = np.array([len(run.plan.splits[name]) for run in rows], dtype=np.float64)
+
+        def pooled(tables: list[dict[str, float]], sizes=sizes) -> dict[str, float]:
+            return {m: float(np.dot([t[m] for t in tables], sizes) / sizes.sum()) for m in tables[0]}
+
+        base = pooled([run.base[name] for run in rows])
+        adapted = pooled([run.scores[key][name] for run in rows]) if key[1] else base
+        # "queries": held out per draw (the first); the figures are pooled over every draw.
+        report[name] = {"base": base, "adapted": adapted, "queries": int(sizes[0]), "draws": len(rows)}
+    return report
 
 
 def _fresh_module(config: TrainingConfig, dim: int):
@@ -238,42 +340,36 @@ def _fresh_module(config: TrainingConfig, dim: int):
     )
 
 
-def _validation_splits(
-    data: EmbeddedDataset, config: TrainingConfig
-) -> tuple[dict[str, EmbeddedDataset], list[str]]:
-    """Carve validation queries out of the training queries; returns (splits, remaining ids)."""
-    if config.validation == "none":
-        return {}, list(data.query_ids)
-    dataset = data.dataset
-    splits: dict[str, EmbeddedDataset] = {}
-    remaining = dataset
-    if config.validation in ("both", "document"):
-        groups = cluster_documents(data, seed=config.seed)
-        split = split_by_document(
-            remaining, test_fraction=config.validation_fraction, seed=config.seed, groups=groups
-        )
-        splits["document"] = data.subset(split.test)
-        remaining = remaining.subset(split.train)
-    if config.validation in ("both", "query"):
-        fraction = config.validation_fraction * dataset.num_queries / remaining.num_queries
-        try:
-            split = split_by_query(remaining, test_fraction=min(fraction, 0.49), seed=config.seed)
-        except ValueError:
-            if config.validation == "query":
-                raise
-            logger.warning(
-                "no query split: none of the %d training queries left after the document split shares its "
-                "relevant document with another; validating on the document split only",
-                remaining.num_queries,
-            )
-        else:
-            splits["query"] = data.subset(split.test)
-            remaining = remaining.subset(split.train)
-    return splits, sorted(remaining.queries)
+def _validation_plan(data: EmbeddedDataset, config: TrainingConfig) -> ValidationPlan:
+    """The validation splits the data allows (see :func:`~queryshift.splits.plan_validation`).
+
+    The document split holds out topic clusters; where every cluster shares relevant documents
+    with queries on the other side (few queries with many relevant documents each), it tries
+    fewer, larger clusters before it is dropped.
+    """
+    kinds = {"both": ("document", "query"), "document": ("document",), "query": ("query",)}[config.validation]
+    clusters = _cluster_count(data)
+    counts = [clusters]
+    while counts[-1] > 2:
+        counts.append(max(2, counts[-1] // 4))
+    groupings = (cluster_documents(data, seed=config.seed, clusters=k) for k in counts)
+    return plan_validation(
+        data.dataset, kinds=kinds, fraction=config.validation_fraction, seed=config.seed, groupings=groupings
+    )
+
+
+def _cluster_count(data: EmbeddedDataset, docs_per_cluster: int = 20) -> int:
+    positives = len({d for docs in data.dataset.qrels.values() for d in docs})
+    return max(2, min(positives // docs_per_cluster, 64))
 
 
 def cluster_documents(
-    data: EmbeddedDataset, *, seed: int = 0, docs_per_cluster: int = 20, iterations: int = 20
+    data: EmbeddedDataset,
+    *,
+    seed: int = 0,
+    docs_per_cluster: int = 20,
+    iterations: int = 20,
+    clusters: int | None = None,
 ) -> dict[str, int]:
     """Group the positive documents into topic clusters (spherical k-means on their vectors).
 
@@ -285,7 +381,7 @@ def cluster_documents(
     positives = sorted({d for docs in data.dataset.qrels.values() for d in docs})
     x = data.document_vectors[[position[d] for d in positives]].astype(np.float64)  # (n_pos, dim)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    k = max(2, min(len(positives) // docs_per_cluster, 64))
+    k = clusters or _cluster_count(data, docs_per_cluster)
     if len(positives) <= k:
         return {d: i for i, d in enumerate(positives)}
     rng = np.random.default_rng(seed)
@@ -339,22 +435,3 @@ def _all_pairs(
         labelled.positives + [[remap[i] for i in row] for row in extra.positives],
         labelled.negatives + [[remap[i] for i in row] for row in extra.negatives],
     )
-
-
-def _choose(candidates: list[Candidate], config: TrainingConfig) -> Candidate:
-    """The candidate whose *smallest* gain over identity across the validation splits is largest.
-
-    A candidate must gain on every split to beat the identity (worst gain 0). Taking the worst
-    split, not the query split alone, keeps the adapter from buying large gains on queries about
-    seen documents with a loss on new ones: on covidqa (test questions about unseen papers) this
-    rule kept nDCG@10 above base for every seed tried, where "best query split subject to no loss
-    on the document split" fell below base for 3 of 5 seeds.
-    """
-    identity = candidates[0]
-    best, best_gain = identity, 0.0
-    # Ties go to the earlier candidate: identity first, then fewer epochs and smaller alpha.
-    for c in candidates[1:]:
-        gain = min(c.scores[name] - identity.scores[name] for name in identity.scores)
-        if gain > best_gain + 1e-9:
-            best, best_gain = c, gain
-    return best

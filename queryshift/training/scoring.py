@@ -80,6 +80,11 @@ class SplitScorer:
 
     def score(self, vectors: np.ndarray) -> list[dict[str, float]]:
         """Mean metrics of each query matrix in ``vectors``: ``(n_candidates, n_queries, dim)``."""
+        per_query = self.score_per_query(vectors)
+        return [{m: float(per_query[m][c].mean()) for m in self.metrics} for c in range(vectors.shape[0])]
+
+    def score_per_query(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
+        """Metric name → ``(n_candidates, n_queries)`` values of each query matrix in ``vectors``."""
         n_candidates = vectors.shape[0]
         flat = vectors.reshape(n_candidates * self.n_queries, -1)  # (n_candidates * n_queries, dim)
         if self._ranker is None:
@@ -115,7 +120,7 @@ class SplitScorer:
                 precision_at_hit = np.cumsum(part, axis=1) / np.arange(1, part.shape[1] + 1)
                 value = (precision_at_hit * part).sum(axis=1) / np.minimum(k, n_relevant)
             per_query[name] = value.reshape(n_candidates, self.n_queries)
-        return [{m: float(per_query[m][c].mean()) for m in self.metrics} for c in range(n_candidates)]
+        return per_query
 
     def _ranked_positions(self, flat: np.ndarray) -> np.ndarray:
         """The ranker's ids as positions in the split's corpus, ``-1`` for others and for padding."""
