@@ -51,13 +51,13 @@ class TrainingConfig:
         default=0.2, metadata={"help": "fraction of training queries held out per split"}
     )
     validation_repeats: int = field(
-        default=3,
+        default=1,
         metadata={
             "help": "validation splits drawn (seeds seed, seed+1, ...), every candidate scored on all of them"
         },
     )
     gain_z: float = field(
-        default=1.0,
+        default=0.0,
         metadata={"help": "the chosen gain minus gain_z standard errors must stay above 0 (0: no such test)"},
     )
     alphas: tuple[float, ...] = field(

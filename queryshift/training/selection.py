@@ -21,14 +21,15 @@ __all__ = ["choose_candidate"]
 
 
 def choose_candidate(
-    gains: Mapping[Hashable, Mapping[str, np.ndarray]], *, z: float = 1.0
+    gains: Mapping[Hashable, Mapping[str, np.ndarray]], *, z: float = 0.0
 ) -> tuple[Hashable | None, dict[str, float]]:
     """The candidate with the largest worst-split mean gain, if that gain is significant.
 
     Args:
         gains: candidate key -> split name -> per-query gain over the identity ``(n_queries,)``
             (pooled over repeats); every candidate is scored on the same queries.
-        z: The interval's half-width in standard errors (1.0: about one-sided 84 %).
+        z: The interval's half-width in standard errors (0: the pooled mean gain must be positive;
+            1: about one-sided 84 %).
 
     Returns:
         ``(key, evidence)``; ``key`` is ``None`` when the identity is kept. ``evidence`` holds the
@@ -36,10 +37,10 @@ def choose_candidate(
 
     Example:
         >>> noise = {"a": {"document": np.array([0.3, -0.3, 0.2, -0.1])}}
-        >>> choose_candidate(noise)[0] is None
+        >>> choose_candidate(noise, z=1.0)[0] is None
         True
         >>> clear = {"a": {"document": np.full(50, 0.02) + np.linspace(-0.01, 0.01, 50)}}
-        >>> choose_candidate(clear)[0]
+        >>> choose_candidate(clear, z=1.0)[0]
         'a'
     """
     best, best_gain = None, 0.0

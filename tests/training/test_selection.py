@@ -17,7 +17,7 @@ def test_a_gain_within_noise_keeps_the_identity():
     # 0.004) and a 6-query query split that happens to gain; candidates of one family (alpha x update).
     document, query = _exact(rng, 150, 0.002, 0.05), _exact(rng, 6, 0.05, 0.2)
     gains = {(1, a): {"document": a * document, "query": a * query} for a in (0.25, 0.5, 0.75, 1.0)}
-    key, evidence = choose_candidate(gains)
+    key, evidence = choose_candidate(gains, z=1.0)
     assert key is None and evidence["worst_split_gain"] > 0 and evidence["lower_bound"] <= 0
     assert choose_candidate(gains, z=0.0)[0] == (1, 1.0)  # the point estimate alone would take it
 
@@ -28,7 +28,7 @@ def test_a_consistent_gain_is_taken_and_the_worst_split_decides():
         (1, 0.5): {"query": steady + 0.05, "document": steady - 0.01},  # worst split +0.01
         (2, 0.5): {"query": steady, "document": steady},  # worst split +0.02
     }
-    key, evidence = choose_candidate(gains)
+    key, evidence = choose_candidate(gains, z=1.0)
     assert key == (2, 0.5) and abs(evidence["worst_split_gain"] - 0.02) < 1e-9
     assert choose_candidate({(1, 1.0): {"document": steady - 0.03}})[0] is None  # a loss never wins
 
