@@ -348,6 +348,7 @@ def _reindex() -> list[dict[str, Any]]:
 
 def _markdown(report: dict[str, Any]) -> str:
     lines = ["# Collection scale", "", f"Command: `{report.get('command', '')}`", ""]
+    lines += [f"- {note}" for note in report.get("notes", [])] + ([""] if report.get("notes") else [])
     m = report["machine"]
     lines += [
         f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPUs, shared with other jobs; load average at "
@@ -406,7 +407,14 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["train", "quality", "reindex"], action="append", required=True)
+    parser.add_argument("--part", choices=["train", "quality", "reindex"], action="append", default=[])
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="collection_scale.json files of parts run apart (e.g. at once, into other --output-dir): merged",
+    )
     parser.add_argument("--points", type=int, default=CONFIG["points"])
     parser.add_argument("--dim", type=int, default=CONFIG["dim"])
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
@@ -421,6 +429,16 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     json_path = args.output_dir / "collection_scale.json"
     report: dict[str, Any] = json.loads(json_path.read_text()) if json_path.is_file() else {}
     commands = report.get("commands", {})
+    notes = report.get("notes", [])
+    for other in args.merge:
+        merged = json.loads(other.read_text())
+        for part in ("train", "quality", "reindex"):
+            if part in merged:
+                report[part] = merged[part]
+                commands[part] = merged["commands"][part]
+                notes.append(
+                    f"{part}: run with `{commands[part]}`, load at its end {merged['machine']['load_average_1_5_15']}"
+                )
     for part in args.part:
         if part == "train":
             rows = []
@@ -453,6 +471,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
             argv if argv is not None else sys.argv[1:]
         )
     report.update(
+        notes=notes,
         commands=commands,
         command="; ".join(commands.values()),
         config=CONFIG,
