@@ -157,7 +157,8 @@ def test_bad_inputs_fail_before_training_and_leave_nothing(small, tmp_path):
 def test_failure_during_training_removes_checkpoints_and_keeps_old_model(small, tmp_path, monkeypatch):
     out = tmp_path / "model"
     out.mkdir()
-    (out / "previous.txt").write_text("old model")
+    # A model an earlier `finetune` wrote (its report marks it), which the crash must leave whole.
+    (out / "finetune_report.json").write_text('{"old": "model"}')
     seen: list[Path] = []
 
     def failing_trainer(model, pairs, validation, config, checkpoints, show_progress_bar):
@@ -170,4 +171,4 @@ def test_failure_during_training_removes_checkpoints_and_keeps_old_model(small, 
         finetune_model(small, FinetuneConfig(max_seq_length=32), output_dir=out)
     assert not seen[0].exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
-    assert (out / "previous.txt").read_text() == "old model"
+    assert (out / "finetune_report.json").read_text() == '{"old": "model"}'
