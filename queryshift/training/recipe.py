@@ -27,6 +27,7 @@ from queryshift.training.loop import TrainingPairs, fit, pick_device
 from queryshift.training.modules import build_module
 from queryshift.training.scoring import Ranker, SplitScorer
 from queryshift.training.selection import choose_candidate
+from queryshift.training.threads import blas_yields_to_torch
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,19 @@ def train_adapter(
         (2, 8)
     """
     config = config or TrainingConfig()
+    with blas_yields_to_torch(pick_device(config.device).type):
+        return _train_adapter(data, config, base_model, pseudo, show_progress_bar, ranker)
+
+
+def _train_adapter(
+    data: EmbeddedDataset,
+    config: TrainingConfig,
+    base_model: str | None,
+    pseudo: EmbeddedDataset | None,
+    show_progress_bar: bool,
+    ranker: Ranker | None,
+) -> TrainingResult:
+    """:func:`train_adapter`'s steps: selection run(s), the choice, the refit."""
     started = time.perf_counter()
     metrics = tuple(dict.fromkeys((config.metric, *_REPORT_METRICS)))
     # The pseudo pairs (and their mined negatives) are the same for every selection run and the refit.
