@@ -10,7 +10,11 @@ Run from the repository root, e.g.::
         ../shared/data/covidqa ../shared/data/cranfield uber-query=query:../shared/data/finetune-embedding/val_dataset.json
 
 Several ``--data`` values (``[NAME=][REGIME:]PATH[,TEST_PATH]``) run one after the other and add one
-summary table across them, ``quality-<summary>.{md,json}``.
+summary table across them, ``quality-<summary>.{md,json}``; ``--from-results quality-*.json`` writes
+that summary from reports already written (settings run apart), without training::
+
+    python -m benchmarks.quality --summary summary --from-results benchmarks/results/quality-{lyft-to-uber,\
+        uber-query,covidqa-document,cranfield-document,medquad_liveqa-document}.json
 
 Every system uses the same base model (the bundled all-MiniLM-L6-v2), the same train/test queries
 and the same corpus. Adapters change only the test *query* vectors and are scored against the
@@ -173,7 +177,12 @@ def run_quality(
                 }
                 continue
         if system == "base":
-            results[system] = {"status": "ok", "scores": base, "train_seconds": 0.0}
+            results[system] = {
+                "status": "ok",
+                "scores": base,
+                "train_seconds": 0.0,
+                "per_query_ndcg@10": _per_query(base),
+            }
         elif system in ADAPTER_SYSTEMS:
             runs = []
             for run_seed in dict.fromkeys((seed, *extra_seeds)):
@@ -248,7 +257,13 @@ def _seed_row(
         "chosen_epoch": result.chosen.epoch,
         "chosen_alpha": result.chosen.alpha,
         "train_seconds": round(seconds, 2),
+        "per_query_ndcg@10": _per_query(scores),
     }
+
+
+def _per_query(scores: dict[str, Any]) -> list[float]:
+    """nDCG@10 of each test query, in sorted query-id order: what a summary's seed-mean interval pairs."""
+    return [round(float(v), 6) for v in scores["per_query"]["ndcg@10"]]
 
 
 def _score(query_vectors: np.ndarray, data: EmbeddedDataset) -> dict[str, Any]:
@@ -582,9 +597,14 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--data",
-        required=True,
         nargs="+",
         help="data to train on, one or more: LlamaIndex JSON or BEIR folder, as [NAME=][REGIME:]PATH[,TEST_PATH]",
+    )
+    parser.add_argument(
+        "--from-results",
+        nargs="+",
+        metavar="JSON",
+        help="instead of --data: write the summary of these quality-<setting>.json reports (no training)",
     )
     parser.add_argument("--format", default="auto", choices=("auto", "llamaindex", "beir"))
     parser.add_argument(
@@ -631,14 +651,19 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         help="record SYSTEM as not run with REASON (repeatable)",
     )
     args = parser.parse_args(argv)
+    if bool(args.data) == bool(args.from_results):
+        parser.error("give either --data (run settings) or --from-results (summarise reports), not both")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    command = "python -m benchmarks.quality " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if args.from_results:
+        reports = [json.loads(Path(path).read_text()) for path in args.from_results]
+        return write_summary(summarize(reports, command=command), Path(args.output_dir), args.summary)
     settings = [parse_setting(spec, regime=args.regime, test_data=args.test_data) for spec in args.data]
     if args.name:
         if len(settings) > 1:
             parser.error("--name applies to one --data; name several as NAME=PATH")
         settings[0]["name"] = args.name
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
-    command = "python -m benchmarks.quality " + shlex.join(argv if argv is not None else sys.argv[1:])
     reports, paths = [], {}
     for setting in settings:
         report = _run_setting(setting, args, seeds, command)
@@ -648,16 +673,18 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         paths.update({f"{setting['name']}:{kind}": path for kind, path in written.items()})
         if len(settings) == 1:
             return written
-    summary = summarize(reports, command=command)
-    output_dir = Path(args.output_dir)
-    summary_paths = {
-        "json": output_dir / f"quality-{args.summary}.json",
-        "md": output_dir / f"quality-{args.summary}.md",
-    }
-    atomic_write_text(summary_paths["json"], json.dumps(summary, indent=2, default=_jsonable) + "\n")
-    atomic_write_text(summary_paths["md"], render_summary(summary))
-    print(render_summary(summary))
+    summary_paths = write_summary(summarize(reports, command=command), Path(args.output_dir), args.summary)
     return {**summary_paths, **paths}
+
+
+def write_summary(summary: dict[str, Any], output_dir: Path, name: str) -> dict[str, Path]:
+    """Write ``quality-<name>.{json,md}`` under ``output_dir`` and print the table."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": output_dir / f"quality-{name}.json", "md": output_dir / f"quality-{name}.md"}
+    atomic_write_text(paths["json"], json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    atomic_write_text(paths["md"], render_summary(summary))
+    print(render_summary(summary))
+    return paths
 
 
 def _run_setting(
@@ -726,18 +753,26 @@ def _run_setting(
 
 
 def summarize(reports: list[dict[str, Any]], *, command: str) -> dict[str, Any]:
-    """One row per setting: base, the default adapter (``linear``) with its interval and its seed
-    spread, and the other systems run (e.g. ``finetune``) with theirs."""
+    """One row per setting: base, each system with its interval, and for seeded systems the spread.
+
+    ``seed_spread`` (systems run with several seeds): mean, min and max nDCG@10 over the seeds, the
+    seeds whose adapter scored below base or kept the identity, and ``mean_difference_ci95``, the
+    paired-bootstrap interval of the seed-averaged per-query nDCG@10 against base (``None`` for
+    reports written before per-query scores were stored).
+    """
     rows = []
     for report in reports:
         results = report["results"]
+        base = results.get("base", {})
         row: dict[str, Any] = {
             "name": report["name"],
             "how": report["how"],
+            "command": report["command"],
+            "load_average_1_5_15": report["machine"]["load_average_1_5_15"],
             "train_queries": report["data"]["train_queries"],
             "test_queries": report["data"]["test_queries"],
             "test_seen_document_rate": report["data"]["test_seen_document_rate"],
-            "base": results.get("base", {}).get("metrics", {}).get("ndcg@10"),
+            "base": base.get("metrics", {}).get("ndcg@10"),
             "systems": {},
         }
         for system, entry in results.items():
@@ -746,11 +781,15 @@ def summarize(reports: list[dict[str, Any]], *, command: str) -> dict[str, Any]:
             if entry["status"] != "ok":
                 row["systems"][system] = {"status": entry["status"], "reason": entry.get("reason")}
                 continue
+            runs = entry.get("seeds") or []
             row["systems"][system] = {
                 "status": "ok",
                 "ndcg@10": entry["metrics"]["ndcg@10"],
                 "difference_ci95": entry.get("difference_ci95", {}).get("ndcg@10"),
-                "seeds": entry.get("seeds"),
+                "seeds": [{k: v for k, v in r.items() if k != "per_query_ndcg@10"} for r in runs],
+                "seed_spread": _seed_spread(runs, base.get("per_query_ndcg@10"), report["config"]["seed"])
+                if runs
+                else None,
                 "identity_chosen": entry.get("identity_chosen"),
             }
         rows.append(row)
@@ -762,55 +801,102 @@ def summarize(reports: list[dict[str, Any]], *, command: str) -> dict[str, Any]:
     }
 
 
-def render_summary(summary: dict[str, Any]) -> str:
-    """The Markdown summary: one row per setting, one column group per system."""
-    systems = list(dict.fromkeys(s for row in summary["settings"] for s in row["systems"]))
-    head = ["setting", "train / test queries", "base"]
-    for system in systems:
-        head.append(f"{system} (Δ [95% CI])")
-        if any((row["systems"].get(system) or {}).get("seeds") for row in summary["settings"]):
-            head.append(f"{system}: seeds, nDCG@10 (identity kept)")
+def _seed_spread(runs: list[dict[str, Any]], base: list[float] | None, ci_seed: int) -> dict[str, Any]:
+    """Mean, min, max over seeds; seeds below base; the interval of the seed-mean adapter vs base."""
+    values = [r["ndcg@10"] for r in runs]
+    per_query = [r.get("per_query_ndcg@10") for r in runs]
+    mean_ci = None
+    if base is not None and all(q is not None and len(q) == len(base) for q in per_query):
+        averaged = np.mean(np.asarray(per_query, dtype=np.float64), axis=0)  # (n_test,)
+        diff, low, high = bootstrap_difference(np.asarray(base), averaged, seed=ci_seed)
+        mean_ci = {"diff": diff, "low": low, "high": high}
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "mean": round(float(np.mean(values)), 4),
+        "min": min(values),
+        "max": max(values),
+        "mean_difference_ci95": mean_ci,
+        "below_base": [r["seed"] for r in runs if r["difference_ci95"]["diff"] < 0],
+        "identity_kept": [r["seed"] for r in runs if r["identity_chosen"]],
+    }
+
+
+def render_summary(summary: dict[str, Any], *, system: str = "linear") -> str:
+    """The Markdown summary: one row per setting for ``system`` (the default adapter), others in brief."""
     lines = [
         "# Retrieval quality across data sets",
         "",
         f"Command: `{summary['command']}`",
         "",
-        "nDCG@10 on each setting's test queries (never used for a choice), all-MiniLM-L6-v2, cosine; "
-        "Δ: paired-bootstrap 95 % interval of the difference to base at the first seed. "
+        f"nDCG@10 on each setting's test queries (never used for a choice), all-MiniLM-L6-v2, cosine. `{system}` is "
+        "the default recipe (`TrainingConfig()`). Intervals: paired bootstrap 95 % over test queries of the "
+        "difference to base; *mean over seeds* pairs the seed-averaged per-query nDCG@10 with base. "
+        "Revisit: test queries with a relevant document that a training query also had. "
         "Per-setting tables: `quality-<setting>.md`.",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
+        f"| setting | train / test queries | revisit | base | {system}, first seed (Δ [95% CI]) | mean over seeds "
+        "(Δ [95% CI]) | min / max over seeds | every seed: Δ [95% CI] | other systems, nDCG@10 |",
+        "|---|---|---:|---:|---|---|---|---|---|",
     ]
     for row in summary["settings"]:
-        cells = [row["name"], f"{row['train_queries']} / {row['test_queries']}", _num(row["base"])]
-        for system in systems:
-            entry = row["systems"].get(system)
-            seeded = any((r["systems"].get(system) or {}).get("seeds") for r in summary["settings"])
-            if entry is None or entry["status"] != "ok":
-                cells.append("–" if entry is None else f"not run ({(entry.get('reason') or '')[:60]})")
-                cells += ["–"] if seeded else []
-                continue
-            ci = entry["difference_ci95"]
-            cells.append(f"{entry['ndcg@10']:.4f} ({ci['diff']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}])")
-            if seeded:
-                runs = entry.get("seeds") or []
-                values = ", ".join(
-                    f"{r['seed']}: {r['ndcg@10']:.4f}{'*' if r['identity_chosen'] else ''}" for r in runs
+        entry = row["systems"].get(system)
+        cells = [
+            row["name"],
+            f"{row['train_queries']:,} / {row['test_queries']:,}",
+            f"{100 * row['test_seen_document_rate']:.0f} %",
+            _num(row["base"]),
+        ]
+        if entry is None or entry["status"] != "ok":
+            cells += [
+                "–" if entry is None else f"not run ({(entry.get('reason') or '')[:60]})",
+                "–",
+                "–",
+                "–",
+            ]
+        else:
+            cells.append(f"{entry['ndcg@10']:.4f} ({_ci(entry['difference_ci95'])})")
+            spread = entry.get("seed_spread")
+            if spread and len(spread["seeds"]) > 1:
+                mean_ci = spread["mean_difference_ci95"]
+                cells.append(f"{spread['mean']:.4f}" + (f" ({_ci(mean_ci)})" if mean_ci else ""))
+                cells.append(f"{spread['min']:.4f} / {spread['max']:.4f}")
+                cells.append(
+                    "<br>".join(
+                        f"{r['seed']}: {_ci(r['difference_ci95'])}{' identity' if r['identity_chosen'] else ''}"
+                        for r in entry["seeds"]
+                    )
                 )
-                worst = min(r["difference_ci95"]["diff"] for r in runs)
-                mean = float(np.mean([r["ndcg@10"] for r in runs]))
-                cells.append(f"{values}; mean {mean:.4f}, worst Δ {worst:+.4f}")
+            else:
+                cells += ["one seed", "–", "–"]
+        others = [
+            f"{name} {e['ndcg@10']:.4f}" if e["status"] == "ok" else f"{name} not run"
+            for name, e in row["systems"].items()
+            if name != system
+        ]
+        cells.append(", ".join(others) or "–")
         lines.append("| " + " | ".join(cells) + " |")
+    below = [
+        f"{row['name']} seed {s}"
+        for row in summary["settings"]
+        for s in ((row["systems"].get(system) or {}).get("seed_spread") or {}).get("below_base", [])
+    ]
     m = summary["machine"]
     lines += [
         "",
-        "`*`: the recipe kept the identity (no candidate passed validation). Machine: "
-        f"{m['cpu']}, {m['usable_cpus']} usable CPUs, load average {m['load_average_1_5_15']} at the end; "
-        f"queryshift {summary['queryshift_version']}.",
+        f"Seeds below base: {', '.join(below) or 'none'}. Each setting was run by:",
         "",
-    ]
+        *(f"- {row['name']}: `{row['command']}` (load average {row['load_average_1_5_15']} at its end)"
+          for row in summary["settings"]),
+        "",
+        f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPUs, load average {m['load_average_1_5_15']} when the "
+        f"summary was written; queryshift {summary['queryshift_version']}.",
+        "",
+    ]  # fmt: skip
     return "\n".join(lines)
+
+
+def _ci(ci: dict[str, float]) -> str:
+    return f"{ci['diff']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]"
 
 
 def _num(value: float | None) -> str:

@@ -134,3 +134,55 @@ def test_quality_benchmark_runs_several_settings_into_one_summary(tmp_path):
         assert per_setting["results"]["base"]["metrics"]["ndcg@10"] == row["base"]
     table = paths["md"].read_text()
     assert "| by-query | " in table and "| by-document | " in table and "linear: seeds" in table
+
+
+def _fake_report(name: str, base: list[float], seeds: dict[int, list[float]]) -> dict:
+    """A quality report as `main` writes it, with per-query nDCG@10 for base and each seed."""
+    mean = lambda xs: round(sum(xs) / len(xs), 4)  # noqa: E731
+    runs = [
+        {"seed": s, "ndcg@10": mean(q), "difference_ci95": {"diff": mean(q) - mean(base), "low": -1.0, "high": 1.0},
+         "identity_chosen": q == base, "chosen_epoch": 1, "chosen_alpha": 1.0, "train_seconds": 0.1,
+         "per_query_ndcg@10": q}
+        for s, q in seeds.items()
+    ]  # fmt: skip
+    return {
+        "name": name, "how": "toy split", "command": f"python -m benchmarks.quality --data {name}",
+        "config": {"seed": next(iter(seeds))},
+        "data": {"train_queries": 10, "test_queries": len(base), "test_seen_document_rate": 0.5},
+        "machine": {"load_average_1_5_15": [0.1, 0.1, 0.1]},
+        "results": {
+            "base": {"status": "ok", "metrics": {"ndcg@10": mean(base)}, "per_query_ndcg@10": base},
+            "linear": {"status": "ok", "metrics": {"ndcg@10": runs[0]["ndcg@10"]},
+                       "difference_ci95": {"ndcg@10": runs[0]["difference_ci95"]}, "seeds": runs},
+            "finetune": {"status": "not run", "reason": "time"},
+        },
+    }  # fmt: skip
+
+
+def test_quality_summary_from_written_reports_gives_seed_spread_and_below_base_seeds(tmp_path):
+    import numpy as np
+
+    from queryshift.evaluation import bootstrap_difference
+
+    base = [0.2, 0.4, 0.6, 0.8]
+    up = _fake_report("up", base, {0: [0.3, 0.5, 0.6, 0.8], 1: [0.2, 0.6, 0.7, 0.8]})
+    mixed = _fake_report("mixed", base, {0: [0.1, 0.4, 0.6, 0.8], 1: base})
+    files = []
+    for report in (up, mixed):
+        files.append(tmp_path / f"quality-{report['name']}.json")
+        files[-1].write_text(json.dumps(report))
+    paths = main(["--from-results", *map(str, files), "--summary", "all", "--output-dir", str(tmp_path)])
+    summary = json.loads(paths["json"].read_text())
+    rows = {row["name"]: row for row in summary["settings"]}
+    spread = rows["up"]["systems"]["linear"]["seed_spread"]
+    assert (spread["min"], spread["max"], spread["below_base"]) == (0.55, 0.575, [])
+    expected = bootstrap_difference(np.array(base), np.array([0.25, 0.55, 0.65, 0.8]), seed=0)
+    assert spread["mean_difference_ci95"]["diff"] == pytest.approx(expected[0])
+    assert rows["mixed"]["systems"]["linear"]["seed_spread"]["below_base"] == [0]
+    assert rows["mixed"]["systems"]["linear"]["seed_spread"]["identity_kept"] == [1]
+    assert "per_query_ndcg@10" not in rows["up"]["systems"]["linear"]["seeds"][0]  # kept in the reports only
+    table = paths["md"].read_text()
+    assert "| up | 10 / 4 | 50 % | 0.5000 |" in table and "Seeds below base: mixed seed 0." in table
+    assert "finetune not run" in table and "`python -m benchmarks.quality --data up`" in table
+    with pytest.raises(SystemExit):
+        main(["--from-results", str(files[0]), "--data", "x"])
