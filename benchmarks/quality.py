@@ -118,6 +118,7 @@ def run_quality(
     not_run: dict[str, str] | None = None,
     workdir: str | Path | None = None,
     extra_seeds: tuple[int, ...] = (),
+    adapter_seeds: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
     """Train every system on ``train``, score it on ``test``; returns the JSON-ready results.
 
@@ -129,6 +130,9 @@ def run_quality(
     ``extra_seeds``: the adapter systems are trained again with each of these seeds (same splits,
     same pseudo-queries, those of ``seed``); ``results[system]["seeds"]`` lists every seed's
     nDCG@10, difference to base with its interval, and choice, ``seed`` first.
+    ``adapter_seeds``: the seeds the adapter systems are trained with, in place of ``seed`` and
+    ``extra_seeds`` (the splits, pseudo-queries and intervals still use ``seed``), so that seeds of
+    one setting can run apart and be merged (``--merge``).
     """
     from queryshift.training import TrainingConfig, train_adapter
 
@@ -185,7 +189,7 @@ def run_quality(
             }
         elif system in ADAPTER_SYSTEMS:
             runs = []
-            for run_seed in dict.fromkeys((seed, *extra_seeds)):
+            for run_seed in dict.fromkeys(adapter_seeds or (seed, *extra_seeds)):
                 config = TrainingConfig(seed=run_seed, **ADAPTER_SYSTEMS[system])
                 t0 = time.perf_counter()
                 result = train_adapter(train_emb, config, base_model=encoder.model_name, pseudo=pseudo)
@@ -526,11 +530,38 @@ def merge_reports(previous_path: Path, report: dict[str, Any]) -> dict[str, Any]
     kept = {k: v for k, v in previous["results"].items() if k not in report["results"]}
     _stamp_rows(kept, previous)
     rows = {**kept, **report["results"]}
+    _stamp_rows(report["results"], report)
+    if previous["config"].get("seed") == report["config"]["seed"]:
+        for system, entry in report["results"].items():
+            rows[system] = _merge_seeds(previous["results"].get(system), entry, previous)
     merged["results"] = {k: rows[k] for k in ALL_SYSTEMS if k in rows}
     merged["config"] = {**report["config"], "systems": list(merged["results"])}
     merged["command"] = "; ".join(dict.fromkeys(e["command"] for e in merged["results"].values()))
     merged["total_s"] = round(previous.get("total_s", 0.0) + report["total_s"], 1)
     return merged
+
+
+def _merge_seeds(old: dict[str, Any] | None, new: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with the seeds of ``old`` it did not run (same setting, splits and pseudo-queries).
+
+    The row (metrics, interval) stays the earlier run's when that run holds the smallest seed, so
+    seeds run one command at a time add up to the table a single ``--seeds`` command writes.
+    """
+    if not (old and old.get("seeds") and new.get("seeds")) or _recipe(old) != _recipe(new):
+        return new
+    ran = {r["seed"] for r in new["seeds"]}
+    seeds = sorted([r for r in old["seeds"] if r["seed"] not in ran] + new["seeds"], key=lambda r: r["seed"])
+    if seeds[0]["seed"] in ran:
+        return {**new, "seeds": seeds}
+    _stamp_rows({"old": old}, previous)
+    return {**old, "seeds": seeds, "command": f"{old['command']}; {new['command']}"}
+
+
+def _recipe(entry: dict[str, Any]) -> dict[str, Any]:
+    """A row's training config as its JSON reads back, without the seed."""
+    config = json.loads(json.dumps(entry.get("config") or {}, default=_jsonable))
+    config.pop("seed", None)
+    return config
 
 
 def write_report(report: dict[str, Any], output_dir: Path) -> dict[str, Path]:
@@ -618,10 +649,14 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         default=",".join(DEFAULT_SYSTEMS),
         help=f"comma-separated, from {','.join(ALL_SYSTEMS)}; or all",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the splits, pseudo-queries and intervals (default: the first of --seeds, else 0)",
+    )
     parser.add_argument(
         "--seeds",
-        help="comma-separated seeds the adapter systems are also trained with (e.g. 0,1,2,3,4); the first is the row",
+        help="comma-separated seeds the adapter systems are trained with (e.g. 0,1,2,3,4); the first is the row",
     )
     parser.add_argument("--name", help="setting name in the output file names (one --data only)")
     parser.add_argument(
@@ -663,7 +698,9 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         if len(settings) > 1:
             parser.error("--name applies to one --data; name several as NAME=PATH")
         settings[0]["name"] = args.name
-    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed or 0]
+    if args.seed is None:
+        args.seed = seeds[0]
     reports, paths = [], {}
     for setting in settings:
         report = _run_setting(setting, args, seeds, command)
@@ -697,7 +734,7 @@ def _run_setting(
         format=args.format,
         regime=setting["regime"],
         test_data=setting["test_data"],
-        seed=seeds[0],
+        seed=args.seed,
     )
     if args.max_test_queries:
         test = test.subset(sorted(test.queries)[: args.max_test_queries])
@@ -717,7 +754,7 @@ def _run_setting(
             "regime": setting["regime"],
             "test_data": setting["test_data"],
             "systems": list(systems),
-            "seed": seeds[0],
+            "seed": args.seed,
             "seeds": seeds,
             "metrics": list(METRICS),
             "max_test_queries": args.max_test_queries,
@@ -732,11 +769,11 @@ def _run_setting(
             train,
             test,
             systems=systems,
-            seed=seeds[0],
+            seed=args.seed,
             llamaindex_python=args.llamaindex_python,
             llamaindex_budget_s=args.llamaindex_budget_s,
             not_run=not_run,
-            extra_seeds=tuple(seeds[1:]),
+            adapter_seeds=tuple(seeds),
         )
     )
     report["llamaindex_versions"] = (

@@ -186,3 +186,27 @@ def test_quality_summary_from_written_reports_gives_seed_spread_and_below_base_s
     assert "finetune not run" in table and "`python -m benchmarks.quality --data up`" in table
     with pytest.raises(SystemExit):
         main(["--from-results", str(files[0]), "--data", "x"])
+
+
+def test_quality_merge_adds_seeds_run_apart_and_keeps_the_first_seeds_row(tmp_path):
+    from benchmarks.quality import merge_reports
+
+    base = [0.2, 0.4, 0.6, 0.8]
+    first = _fake_report("toy", base, {0: [0.3, 0.5, 0.6, 0.8]})
+    later = {**_fake_report("toy", base, {1: [0.2, 0.6, 0.7, 0.8], 2: base}), "total_s": 1.0}
+    for report, seed in ((first, 0), (later, 0)):  # later: --seed 0 --seeds 1,2 (same pseudo-queries)
+        report["config"]["seed"] = seed
+        report["results"]["linear"]["config"] = {"epochs": 20, "alphas": [0.5, 1.0], "seed": seed}
+    later["results"]["linear"]["config"]["alphas"] = (0.5, 1.0)  # in memory a tuple, in the JSON a list
+    path = tmp_path / "quality-toy.json"
+    path.write_text(json.dumps(first))
+    merged = merge_reports(path, later)
+    linear = merged["results"]["linear"]
+    assert [r["seed"] for r in linear["seeds"]] == [0, 1, 2]
+    assert linear["metrics"] == first["results"]["linear"]["metrics"]  # the row is still seed 0's
+    # Another recipe (or other pseudo-queries) is not the same row: the new run replaces it.
+    later["results"]["linear"]["config"]["epochs"] = 5
+    assert [r["seed"] for r in merge_reports(path, later)["results"]["linear"]["seeds"]] == [1, 2]
+    later["results"]["linear"]["config"]["epochs"] = 20
+    later["config"]["seed"] = 1
+    assert [r["seed"] for r in merge_reports(path, later)["results"]["linear"]["seeds"]] == [1, 2]
