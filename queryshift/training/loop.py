@@ -109,9 +109,14 @@ def fit(
     *,
     epochs: int | None = None,
     on_epoch: Callable[[int, torch.nn.Module], None] | None = None,
+    stop_after: Callable[[int], bool] | None = None,
     show_progress_bar: bool = False,
 ) -> list[float]:
     """Train ``module`` in place with AdamW; returns the mean loss of each epoch.
+
+    ``on_epoch(epoch, module)`` runs after each epoch (in eval mode, without gradients), then
+    ``stop_after(epoch)``: True ends training there, e.g. once another run has settled how many
+    epochs are needed.
 
     Each step takes ``batch_size`` queries; candidates are the union of their positives and
     mined negatives (``negatives="in_batch"``) or every document (``negatives="corpus"``).
@@ -131,7 +136,10 @@ def fit(
     # copy of the whole corpus (the same per-row division torch.nn.functional.normalize does).
     norms = d_all.norm(dim=-1, keepdim=True).clamp_min(1e-12) if normalize and not corpus else None
     optimizer = torch.optim.AdamW(
-        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        module.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=device.type in ("cpu", "cuda"),  # one kernel per parameter, not a dozen per step
     )
     generator = torch.Generator().manual_seed(config.seed)
     n = len(table)
@@ -173,5 +181,7 @@ def fit(
             module.eval()
             with torch.no_grad():
                 on_epoch(epoch + 1, module)
+        if stop_after is not None and stop_after(epoch + 1):
+            break
     module.to("cpu")
     return losses

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from queryshift.adapters.base import QueryAdapter
 from queryshift.embeddings import EmbeddedDataset
@@ -25,6 +26,7 @@ from queryshift.splits import ValidationPlan, plan_validation, revisit_rate
 from queryshift.training.config import TrainingConfig
 from queryshift.training.loop import TrainingPairs, fit, pick_device
 from queryshift.training.modules import build_module
+from queryshift.training.refit import BackgroundRefit, thread_split
 from queryshift.training.scoring import Ranker, SplitScorer
 from queryshift.training.selection import choose_candidate
 from queryshift.training.threads import blas_yields_to_torch
@@ -166,21 +168,41 @@ def _train_adapter(
     # The pseudo pairs (and their mined negatives) are the same for every selection run and the refit.
     pseudo_pairs = _pairs(pseudo, config) if pseudo is not None and pseudo.query_ids else None
     runs: list[_SelectionRun] = []
-    if config.validation != "none":
-        for repeat in range(config.validation_repeats):
-            run_config = dataclasses.replace(config, seed=config.seed + repeat)
-            runs.append(
-                _selection_run(
-                    data,
-                    run_config,
-                    pseudo,
-                    pseudo_pairs,
-                    metrics,
-                    keep_states=not config.refit and repeat == 0,
-                    show_progress_bar=show_progress_bar,
-                    ranker=ranker,
+    split = thread_split(config, pick_device(config.device))
+    refit = None
+    if split is not None:  # the refit trains beside the selection, on its share of the threads
+        refit = BackgroundRefit(
+            _fresh_module(config, data.dim),
+            _all_pairs(data, config, pseudo, pseudo_pairs),
+            config,
+            threads=split[1],
+        )
+        refit.start()
+    threads = torch.get_num_threads()
+    try:
+        if split is not None:
+            torch.set_num_threads(split[0])
+        if config.validation != "none":
+            for repeat in range(config.validation_repeats):
+                run_config = dataclasses.replace(config, seed=config.seed + repeat)
+                runs.append(
+                    _selection_run(
+                        data,
+                        run_config,
+                        pseudo,
+                        pseudo_pairs,
+                        metrics,
+                        keep_states=not config.refit and repeat == 0,
+                        show_progress_bar=show_progress_bar,
+                        ranker=ranker,
+                    )
                 )
-            )
+    except BaseException:
+        if refit is not None:
+            refit.cancel()
+        raise
+    finally:
+        torch.set_num_threads(threads)
     note = runs[0].plan.describe() if runs else None
     if note:
         logger.warning("%s", note)
@@ -195,11 +217,20 @@ def _train_adapter(
     else:
         chosen, evidence = Candidate(config.epochs, config.alphas[-1], {}), {}
 
+    refit_state: dict[str, Any] = {}
+    if refit is not None:
+        refit_state, refit_losses = refit.result(chosen.epoch if chosen.alpha else 0)
+        losses = refit_losses or losses
+
     export = {"base_model": base_model, "distance": config.distance, "normalize": config.distance != "dot"}
     if chosen.alpha == 0.0:
         from queryshift.adapters.linear import LinearAdapter
 
         adapter: QueryAdapter = LinearAdapter.identity(data.dim, **export)
+    elif refit_state:
+        module = _fresh_module(config, data.dim)
+        module.load_state_dict(refit_state)
+        adapter = module.to_adapter(alpha=chosen.alpha, **export)
     elif config.refit or not validated:
         module = _fresh_module(config, data.dim)
         losses = fit(
