@@ -1,9 +1,9 @@
 """One training run: optimise a torch adapter on cached vectors, calling back after each epoch.
 
-A step's candidate set and label matrix are built from index tensors (no per-row Python): the
-pairs are turned once into a padded ``(n_queries, width)`` table of positive and negative
-document indices, and each step gathers its rows, deduplicates them with ``torch.unique`` and
-scatters the positives into the labels through the inverse indices.
+A step's candidate set is built from index tensors (no per-row Python): the pairs are turned
+once into a padded ``(n_queries, width)`` table of positive and negative document indices, and
+each step gathers its rows, deduplicates them with ``torch.unique`` and finds its positives'
+candidate columns through the inverse indices (no label matrix: the loss gathers them).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from queryshift.training.config import TrainingConfig
-from queryshift.training.losses import multi_positive_contrastive_loss
+from queryshift.training.losses import contrastive_loss_by_columns
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +56,13 @@ def pick_device(device: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def index_table(pairs: TrainingPairs) -> tuple[np.ndarray, int]:
-    """``(table, n_positive_columns)``: each query's positives then negatives as one int64 row.
+def index_table(pairs: TrainingPairs) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """``(table, n_positive_columns, repeats)``: each query's positives then negatives as one int64 row.
 
-    Padding repeats the row's first positive, so a padded entry falls on a column that is a
-    positive anyway: deduplication removes it and the label it sets is already set.
+    Each row's positives are sorted and padded by repeating its last one; ``repeats`` is the
+    ``(n, n_positive_columns)`` mask of entries equal to the one before (padding or a positive
+    given twice), which the loss leaves out so no document counts twice; None when no row has
+    any. Negative padding repeats the last positive too, a column that is a candidate anyway.
 
     Raises:
         ValueError: a query without positives, or an index outside ``documents``.
@@ -75,13 +77,17 @@ def index_table(pairs: TrainingPairs) -> tuple[np.ndarray, int]:
                 f"{name}[{bad}] = {rows[bad][rows[bad] != -1].tolist()}: indices must be in [0, {n_docs}) "
                 f"(rows of documents)"
             )
-    first = positives.max(axis=1, initial=-1)  # (n,) a valid positive per row, -1 if none
-    if (first < 0).any():
-        bad = int(np.flatnonzero(first < 0)[0])
+    last = positives.max(axis=1, initial=-1)  # (n,) a valid positive per row, -1 if none
+    if (last < 0).any():
+        bad = int(np.flatnonzero(last < 0)[0])
         raise ValueError(f"positives[{bad}] is empty: every training query needs a relevant document")
     table = np.concatenate([positives, negatives], axis=1)  # (n, P + N)
-    np.copyto(table, first[:, None], where=table < 0)
-    return table, positives.shape[1]
+    np.copyto(table, last[:, None], where=table < 0)
+    width = positives.shape[1]
+    table[:, :width].sort(axis=1)
+    repeats = np.zeros((n, width), dtype=bool)
+    repeats[:, 1:] = table[:, 1:width] == table[:, : width - 1]
+    return table, width, repeats if repeats.any() else None
 
 
 def _padded(rows: IndexRows, n: int, name: str) -> np.ndarray:
@@ -124,8 +130,9 @@ def fit(
     """
     device = pick_device(config.device)
     module.to(device)
-    table_np, n_positive = index_table(pairs)
+    table_np, n_positive, repeats_np = index_table(pairs)
     table = torch.from_numpy(table_np).to(device)  # (n_queries, P + N)
+    repeats = torch.from_numpy(repeats_np).to(device) if repeats_np is not None else None  # (n_queries, P)
     q_all = torch.as_tensor(pairs.queries, dtype=torch.float32, device=device)  # (n_queries, dim)
     d_all = torch.as_tensor(pairs.documents, dtype=torch.float32, device=device)  # (n_documents, dim)
     normalize = config.distance != "dot"
@@ -166,11 +173,14 @@ def fit(
                 if norms is not None:
                     candidates = candidates / norms.index_select(0, columns)
                 positive_columns = inverse[:, :n_positive]
-            labels = torch.zeros(len(batch), len(candidates), dtype=torch.bool, device=device)
-            labels.scatter_(1, positive_columns, True)  # (b, n_candidates)
             adapted = module(q_all.index_select(0, batch))  # (b, dim)
-            loss = multi_positive_contrastive_loss(
-                adapted, candidates, labels, temperature=config.temperature, normalize=normalize
+            loss = contrastive_loss_by_columns(
+                adapted,
+                candidates,
+                positive_columns,
+                repeats.index_select(0, batch) if repeats is not None else None,
+                temperature=config.temperature,
+                normalize=normalize,
             )
             optimizer.zero_grad()
             loss.backward()

@@ -10,6 +10,7 @@ from queryshift.training import (
     multi_positive_contrastive_loss,
 )
 from queryshift.training.loop import index_table
+from queryshift.training.losses import contrastive_loss_by_columns
 
 
 def _pairs(rng, n=50, n_docs=30, dim=8):
@@ -69,7 +70,7 @@ def test_tensor_batches_train_exactly_like_the_per_row_loop(rng, kind):
 
 def test_padded_arrays_train_like_lists(rng):
     pairs = _pairs(rng)
-    table, n_positive = index_table(pairs)
+    table, n_positive, _ = index_table(pairs)
     width = max(map(len, pairs.positives))
     as_arrays = TrainingPairs(
         pairs.queries,
@@ -84,13 +85,51 @@ def test_padded_arrays_train_like_lists(rng):
     assert n_positive == width and table.shape == (50, width + max(map(len, pairs.negatives)))
 
 
-def test_index_table_pads_with_the_rows_first_positive():
+def test_index_table_pads_with_the_rows_last_positive_and_masks_repeats():
     docs = np.zeros((5, 2), np.float32)
-    table, n_positive = index_table(
-        TrainingPairs(np.zeros((2, 2), np.float32), docs, [[3], [1, 2]], [[], [4]])
+    table, n_positive, repeats = index_table(
+        TrainingPairs(np.zeros((3, 2), np.float32), docs, [[3], [2, 1], [0, 0]], [[], [4], []])
     )
     assert n_positive == 2
-    np.testing.assert_array_equal(table, [[3, 3, 3], [1, 2, 4]])
+    np.testing.assert_array_equal(table, [[3, 3, 3], [1, 2, 4], [0, 0, 0]])
+    np.testing.assert_array_equal(repeats, [[False, True], [False, False], [False, True]])
+    single = index_table(TrainingPairs(np.zeros((2, 2), np.float32), docs, [[3], [1]], [[], [4]]))
+    assert single[1] == 1 and single[2] is None
+
+
+def test_a_positive_given_twice_counts_once(rng):
+    pairs = _pairs(rng)
+    twice = TrainingPairs(
+        pairs.queries, pairs.documents, [row + row[:1] for row in pairs.positives], pairs.negatives
+    )
+    config = TrainingConfig(epochs=1, batch_size=8, learning_rate=1e-2, device="cpu")
+    a, b = build_module("linear", 8), build_module("linear", 8)
+    assert fit(a, pairs, config) == pytest.approx(fit(b, twice, config), rel=1e-6)
+    torch.testing.assert_close(a.delta, b.delta, rtol=0, atol=1e-6)
+
+
+def test_the_column_loss_is_the_mask_loss(rng):
+    queries, candidates = torch.randn(6, 8), torch.randn(10, 8)
+    columns = torch.tensor([[0, 3], [1, 1], [2, 5], [9, 9], [4, 7], [6, 6]])
+    repeats = columns[:, 1:] == columns[:, :1]
+    repeats = torch.cat([torch.zeros(6, 1, dtype=torch.bool), repeats], dim=1)
+    labels = torch.zeros(6, 10, dtype=torch.bool).scatter_(1, columns, True)
+    for normalize in (True, False):
+        expected = multi_positive_contrastive_loss(
+            queries, candidates, labels, temperature=0.1, normalize=normalize
+        )
+        got = contrastive_loss_by_columns(
+            queries, candidates, columns, repeats, temperature=0.1, normalize=normalize
+        )
+        torch.testing.assert_close(got, expected)
+        one = contrastive_loss_by_columns(
+            queries, candidates, columns[:, :1], temperature=0.1, normalize=normalize
+        )
+        first = torch.zeros(6, 10, dtype=torch.bool).scatter_(1, columns[:, :1], True)
+        torch.testing.assert_close(
+            one,
+            multi_positive_contrastive_loss(queries, candidates, first, temperature=0.1, normalize=normalize),
+        )
 
 
 def test_index_table_refuses_what_training_cannot_use():
