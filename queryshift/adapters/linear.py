@@ -65,10 +65,14 @@ class LinearAdapter(SavesToDirectory):
         d, d_in = config.dim, config.in_dim
         self.config = config
         self.bias = checked_tensor(bias if bias is not None else np.zeros(d, np.float32), (d,), "bias")
+        self._has_bias = bool(self.bias.any())  # a zero bias (the usual case) is not added per query
         if config.kind == "linear":
             if weight is None:
                 raise AdapterFormatError("a 'linear' adapter needs 'weight' of shape (dim, input_dim)")
             self.weight = checked_tensor(weight, (d, d_in), "weight")
+            # x @ Wᵀ reads Wᵀ row by row when it is stored so: 10.5 µs against 13 µs for the
+            # transposed view at 384 × 384 (`python -m benchmarks.speed`); one extra copy of W.
+            self._weight_t = np.ascontiguousarray(self.weight.T)  # (input_dim, dim)
             self.u = self.v = None
         else:
             if u is None or v is None:
@@ -112,12 +116,13 @@ class LinearAdapter(SavesToDirectory):
     def _map_rows(self, x: np.ndarray) -> np.ndarray:
         """``(n, input_dim)`` or ``(input_dim,)`` float32 rows through the map, before re-normalisation."""
         if self.weight is not None:
-            out = x @ self.weight.T  # (n, dim)
+            out = x @ self._weight_t  # (n, dim)
         elif self.input_dim != self.dim:
             out = (x @ self.v) @ self.u.T  # (n, dim)
         else:
             out = x + (x @ self.v) @ self.u.T  # (n, dim)
-        out += self.bias
+        if self._has_bias:
+            out += self.bias
         return out
 
     def tensors(self) -> dict[str, np.ndarray]:

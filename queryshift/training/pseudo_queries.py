@@ -38,6 +38,7 @@ def sample_pseudo_queries(
     per_document: int = 3,
     min_words: int = 6,
     max_documents: int | None = 5000,
+    max_queries: int | None = None,
     seed: int = 0,
 ) -> RetrievalDataset | None:
     """Up to ``per_document`` sentences of each document as queries whose relevant document is it.
@@ -45,13 +46,17 @@ def sample_pseudo_queries(
     Sentences shorter than ``min_words`` words (headings, table cells, numbers) are skipped, so
     documents without text give none; ``None`` when no document gives any. With more than
     ``max_documents`` documents, a random sample of that many is used, which bounds the cost on
-    a large index.
+    a large index. ``max_queries`` bounds the total: documents lose sentences in rounds (every
+    document keeps its first before any keeps a second), so a large index keeps its breadth
+    while each pseudo-query costs an embedding and a share of every training epoch.
 
     Example:
         >>> docs = {"d1": "Revenue grew by ten percent in 2021. Costs fell sharply over the year.", "d2": ""}
         >>> pseudo = sample_pseudo_queries(docs, per_document=1, min_words=3)
         >>> [(q, sorted(d)) for q, d in pseudo.qrels.items()]
         [('pseudo:d1:0', ['d1'])]
+        >>> len(sample_pseudo_queries(docs, per_document=2, min_words=3, max_queries=1).queries)
+        1
     """
     if per_document < 1:
         raise ValueError(f"per_document must be >= 1, got {per_document}")
@@ -59,12 +64,19 @@ def sample_pseudo_queries(
     ids = sorted(documents)
     if max_documents is not None and len(ids) > max_documents:
         ids = sorted(rng.choice(ids, size=max_documents, replace=False).tolist())
-    queries: dict[str, str] = {}
-    qrels: dict[str, set[str]] = {}
+    picks: dict[str, tuple[list[str], list[int]]] = {}  # document -> (sentences, positions in pick order)
     for doc_id in ids:
         sentences = [s.strip() for s in _SENTENCE_END.split(documents[doc_id] or "")]
         sentences = [s for s in sentences if len(s.split()) >= min_words]
-        for j in sorted(rng.permutation(len(sentences))[:per_document].tolist()):
+        picks[doc_id] = (sentences, rng.permutation(len(sentences))[:per_document].tolist())
+    keep = {doc_id: len(positions) for doc_id, (_, positions) in picks.items()}
+    if max_queries is not None and sum(keep.values()) > max_queries:
+        keep = _in_rounds(keep, ids, max_queries, seed)
+    queries: dict[str, str] = {}
+    qrels: dict[str, set[str]] = {}
+    for doc_id in ids:
+        sentences, positions = picks[doc_id]
+        for j in sorted(positions[: keep[doc_id]]):
             qid = f"pseudo:{doc_id}:{j}"
             queries[qid] = sentences[j]
             qrels[qid] = {doc_id}
@@ -73,12 +85,27 @@ def sample_pseudo_queries(
     return RetrievalDataset(queries=queries, documents=documents, qrels=qrels, name="pseudo-queries")
 
 
+def _in_rounds(available: dict[str, int], ids: list[str], budget: int, seed: int) -> dict[str, int]:
+    """How many of its sentences each document keeps: one each per round, in a seeded order, to ``budget``."""
+    order = [ids[i] for i in np.random.default_rng([seed, 1]).permutation(len(ids))]
+    keep = dict.fromkeys(ids, 0)
+    for round_ in range(max(available.values(), default=0)):
+        for doc_id in order:
+            if budget == 0:
+                return keep
+            if available[doc_id] > round_:
+                keep[doc_id] += 1
+                budget -= 1
+    return keep
+
+
 def embed_pseudo_queries(
     encoder: Encoder,
     corpora: Sequence[EmbeddedDataset],
     *,
     per_document: int = 3,
     max_documents: int | None = 5000,
+    max_queries: int | None = None,
     seed: int = 0,
 ) -> EmbeddedDataset | None:
     """Sample pseudo-queries from the documents of ``corpora`` and embed them as queries.
@@ -108,7 +135,9 @@ def embed_pseudo_queries(
             if doc_id not in texts:
                 texts[doc_id] = corpus.dataset.documents.get(doc_id, "")
                 rows[doc_id] = corpus.document_vectors[i]
-    pseudo = sample_pseudo_queries(texts, per_document=per_document, max_documents=max_documents, seed=seed)
+    pseudo = sample_pseudo_queries(
+        texts, per_document=per_document, max_documents=max_documents, max_queries=max_queries, seed=seed
+    )
     if pseudo is None:
         logger.warning("no pseudo-queries: the documents carry no sentences of text; training on labels only")
         return None
