@@ -98,6 +98,36 @@ def test_cross_model_setting_splits_questions_about_the_sampled_chunks():
     assert len(labelled_docs) == len(set(labelled_docs))  # one labelled question per chunk
 
 
+def test_cross_model_covidqa_subset_keeps_the_test_papers_and_a_seeded_prefix_of_the_others():
+    from benchmarks.cross_model import covidqa_subset
+    from queryshift.data import RetrievalDataset
+
+    documents = {f"p{p}_{c}": "text" for p in range(6) for c in range(3)}
+    test = RetrievalDataset({"q": "?"}, documents, {"q": {"p4_1"}})
+    chosen = covidqa_subset(documents, test, 7, seed=0)
+    assert len(chosen) == 7 and {"p4_0", "p4_1", "p4_2"} <= set(chosen)
+    assert set(covidqa_subset(documents, test, 5, seed=0)) < set(chosen)  # a prefix: cache reuse
+    assert covidqa_subset(documents, test, None, seed=0) == sorted(documents)
+    with pytest.raises(ValueError, match="at least the 3 chunks of its test papers"):
+        covidqa_subset(documents, test, 2, seed=0)
+
+
+def test_cross_model_lyft_uber_indexes_all_uber_chunks_and_labels_with_lyft():
+    from benchmarks.cross_model import load_setting, output_paths
+
+    setting = load_setting("lyft-uber", docs=None, seed=0, data=FINETUNE_DATA)
+    index, labelled = setting.index, setting.labelled
+    assert (index.num_documents, index.num_queries) == (395, 790)
+    assert (labelled.num_documents, labelled.num_queries) == (334, 668)
+    assert not set(labelled.documents) & set(index.documents)
+    with pytest.raises(ValueError, match="lyft-uber always indexes all Uber chunks"):
+        load_setting("lyft-uber", docs=100, seed=0, data=FINETUNE_DATA)
+    with pytest.raises(ValueError, match="--setting must be one of"):
+        load_setting("uber", docs=None, seed=0)
+    assert output_paths(FINETUNE_DATA, "covidqa")["md"].name == "cross_model-covidqa.md"
+    assert output_paths(FINETUNE_DATA, "uber-sample")["json"].name == "cross_model.json"
+
+
 def test_quality_setting_specs_name_regime_and_test_data():
     import pytest
 
