@@ -368,6 +368,33 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+ROW_ORDER = ("old model", "closed-form", "adapter, no labels", "adapter, with labels", "full re-embed")
+
+
+def _row_rank(name: str) -> int:
+    """Rows in reading order (JSON sorts its keys): old model, map, adapters, re-embed."""
+    return next(i for i, prefix in enumerate(ROW_ORDER) if name.startswith(prefix))
+
+
+def summary(reports: dict[str, dict[str, Any]]) -> str:
+    """One table over several settings' reports (name -> report), the rows the README quotes."""
+    lines = [
+        "| setting | direction | queries | nDCG@10 | % of old model | Δ vs old model [95% CI] | Δ vs full re-embed [95% CI] | train / apply per query |",
+        "|---|---|---|---:|---:|---|---|---|",
+    ]
+    for setting, report in reports.items():
+        for title, s in sorted(report["settings"].items(), key=lambda item: item[1]["old"] != "mpnet"):
+            for name, row in sorted(s["rows"].items(), key=lambda item: _row_rank(item[0])):
+                a, b = row["vs_old_ci95"], row["vs_reembed_ci95"]
+                cost = f"{row['train_seconds']} s / {row['apply_us']} µs" if "train_seconds" in row else "–"
+                lines.append(
+                    f"| {setting} | {title} | {name} | {row['metrics']['ndcg@10']:.4f} | "
+                    f"{100 * row['share_of_old_ndcg@10']:.1f} % | {a['diff']:+.4f} [{a['low']:+.4f}, {a['high']:+.4f}] | "
+                    f"{b['diff']:+.4f} [{b['low']:+.4f}, {b['high']:+.4f}] | {cost} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 def output_paths(out: Path, setting: str) -> dict[str, Path]:
     """``cross_model.{json,md}`` for ``uber-sample`` (the first run's files), else ``cross_model-SETTING.*``."""
     stem = "cross_model" if setting == "uber-sample" else f"cross_model-{setting}"
@@ -376,9 +403,7 @@ def output_paths(out: Path, setting: str) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--mpnet", required=True, help="Folder of all-mpnet-base-v2 (fetch_all_mpnet_base_v2.sh prints it)."
-    )
+    parser.add_argument("--mpnet", help="Folder of all-mpnet-base-v2 (fetch_all_mpnet_base_v2.sh prints it).")
     parser.add_argument("--setting", choices=SETTINGS, default="uber-sample")
     parser.add_argument(
         "--data",
@@ -395,7 +420,20 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--timing-queries", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument(
+        "--summary",
+        nargs="+",
+        metavar="SETTING",
+        help="Run nothing: print one table over these settings' JSON results in --output-dir.",
+    )
     args = parser.parse_args(argv)
+    if args.summary:
+        out = Path(args.output_dir)
+        reports = {s: json.loads(output_paths(out, s)["json"].read_text()) for s in args.summary}
+        print(summary(reports), end="")
+        return {}
+    if not args.mpnet:
+        parser.error("--mpnet is required to run a setting")
     report = run(args)
     paths = output_paths(Path(args.output_dir), args.setting)
     atomic_write_text(paths["json"], json.dumps(report, indent=2, sort_keys=True, default=float) + "\n")
