@@ -130,6 +130,7 @@ def _pseudo_queries(
         {d: texts.get(d, "") for d in ids},
         per_document=config.pseudo_queries,
         max_documents=config.pseudo_max_documents,
+        max_queries=config.pseudo_max_queries,
         seed=config.seed,
     )
     if sampled is None:

@@ -268,6 +268,7 @@ def pseudo_queries_for(
         corpora,
         per_document=config.pseudo_queries,
         max_documents=config.pseudo_max_documents,
+        max_queries=config.pseudo_max_queries,
         seed=config.seed,
     )
 

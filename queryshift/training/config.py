@@ -71,6 +71,12 @@ class TrainingConfig:
     pseudo_max_documents: int = field(
         default=5000, metadata={"help": "documents sampled for pseudo-queries at most"}
     )
+    pseudo_max_queries: int | None = field(
+        default=None,
+        metadata={
+            "help": "pseudo-queries in all at most, documents keeping their first sentence first (none: no cap)"
+        },
+    )
     refit: bool = field(
         default=True, metadata={"help": "retrain the chosen candidate on all training queries"}
     )
@@ -97,6 +103,12 @@ class TrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.pseudo_max_queries is not None and (
+            not isinstance(self.pseudo_max_queries, int) or self.pseudo_max_queries <= 0
+        ):
+            raise ValueError(
+                f"pseudo_max_queries must be a positive integer or None, got {self.pseudo_max_queries!r}"
+            )
         if not isinstance(self.pseudo_queries, int) or self.pseudo_queries < 0:
             raise ValueError(f"pseudo_queries must be an integer >= 0, got {self.pseudo_queries!r}")
         if self.hard_negatives < 0:

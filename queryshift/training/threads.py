@@ -2,10 +2,11 @@
 
 The recipe alternates torch steps (OpenMP threads) with numpy scoring of the validation
 candidates (OpenBLAS threads). Each pool's idle workers spin for a while after a call, so on a
-machine with few cores the two pools take the cores from each other: on 2 cores the default
-recipe on the 668 Lyft pairs took 70-120 s with both pools at 2 threads, and 2.4 s with
-OpenBLAS at one thread (`python -m benchmarks.speed`). Torch keeps its threads; the numpy side
-(ranking a few hundred validation queries) is the small share.
+machine with few cores the two pools take the cores from each other: on 2 idle cores the
+default recipe on the 668 Lyft pairs (code of 74cd46b, runs side by side) took 5.4-6.0 s and
+twice the CPU time with both pools at 2 threads, 2.8-3.7 s with OpenBLAS at one thread, and
+in one run 70-120 s. Torch keeps its threads; the numpy side (ranking a few hundred validation
+queries) is the small share.
 """
 
 from __future__ import annotations

@@ -134,3 +134,22 @@ def test_pseudo_queries_lift_lyft_to_uber(lyft, uber, encoder):
     base = ndcg(uber.query_vectors)
     assert with_pseudo >= base + 0.015
     assert with_pseudo > labels_only
+
+
+def test_max_queries_caps_the_total_one_sentence_per_document_first():
+    sentence = "This sentence has more than six plain words in it number {}."
+    docs = {f"d{i}": " ".join(sentence.format(j) for j in range(3)) for i in range(10)}
+    full = sample_pseudo_queries(docs, per_document=3)
+    assert len(full.queries) == 30
+    assert sample_pseudo_queries(docs, per_document=3, max_queries=30).queries == full.queries
+    capped = sample_pseudo_queries(docs, per_document=3, max_queries=14)
+    assert len(capped.queries) == 14 and set(capped.queries) <= set(full.queries)
+    per_doc = {}
+    for qid in capped.queries:
+        per_doc[qid.split(":")[1]] = per_doc.get(qid.split(":")[1], 0) + 1
+    assert sorted(per_doc.values()) == [1] * 6 + [2] * 4  # every document keeps one before any keeps two
+
+
+def test_pseudo_max_queries_must_be_positive():
+    with pytest.raises(ValueError, match="pseudo_max_queries must be a positive integer or None, got 0"):
+        TrainingConfig(pseudo_max_queries=0)
