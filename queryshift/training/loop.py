@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from queryshift.training.config import TrainingConfig
 from queryshift.training.losses import contrastive_loss_by_columns
+from queryshift.training.optimizer import AdamW
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +143,7 @@ def fit(
     # In-batch candidates are normalised per step with the norms computed once: no normalised
     # copy of the whole corpus (the same per-row division torch.nn.functional.normalize does).
     norms = d_all.norm(dim=-1, keepdim=True).clamp_min(1e-12) if normalize and not corpus else None
-    optimizer = torch.optim.AdamW(
-        module.parameters(),
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        fused=device.type in ("cpu", "cuda"),  # one kernel per parameter, not a dozen per step
-    )
+    optimizer = AdamW(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     n = len(table)
     losses = []
