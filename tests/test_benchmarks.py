@@ -163,7 +163,8 @@ def test_quality_benchmark_runs_several_settings_into_one_summary(tmp_path):
         per_setting = json.loads(paths[f"{row['name']}:json"].read_text())
         assert per_setting["results"]["base"]["metrics"]["ndcg@10"] == row["base"]
     table = paths["md"].read_text()
-    assert "| by-query | " in table and "| by-document | " in table and "linear: seeds" in table
+    assert "| by-query | " in table and "| by-document | " in table and "mean over seeds" in table
+    assert all(row["systems"]["linear"]["seed_spread"]["seeds"] == [0, 1] for row in summary["settings"])
 
 
 def _fake_report(name: str, base: list[float], seeds: dict[int, list[float]]) -> dict:
