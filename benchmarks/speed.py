@@ -205,19 +205,18 @@ def _child_scale(pairs: int, dim: int, doc_ratio: float, negatives: int, seed: i
 def _bare_steps(dim: int, config: Any, steps: int, n_candidates: int) -> tuple[float, float]:
     """``(wall s, CPU s)`` of ``steps`` optimisation steps of fit's shapes on fixed tensors.
 
-    The same loss call (one positive per query: the synthetic pairs have one) and the same fused
+    The same loss call (one positive per query: the synthetic pairs have one) and the same
     AdamW as ``fit``, so *epoch / bare* is what batch assembly adds, not a difference of kernels.
     """
     import torch
 
     from queryshift.training import build_module
     from queryshift.training.losses import contrastive_loss_by_columns
+    from queryshift.training.optimizer import AdamW
 
     generator = torch.Generator().manual_seed(0)
     module = build_module("linear", dim)
-    optimizer = torch.optim.AdamW(
-        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
-    )
+    optimizer = AdamW(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     pool = torch.randn(4096, dim, generator=generator)  # (4096, dim) query rows, sliced per step
     candidates = torch.nn.functional.normalize(torch.randn(n_candidates, dim, generator=generator), dim=-1)
     b = config.batch_size
