@@ -37,9 +37,7 @@ def multi_positive_contrastive_loss(
         >>> bool(loss < 1e-6)
         True
     """
-    if normalize:
-        queries = torch.nn.functional.normalize(queries, dim=-1)
-    logits = queries @ candidates.T / temperature  # (batch, n_candidates)
+    logits = _logits(queries, candidates, temperature, normalize)  # (batch, n_candidates)
     positive = logits.masked_fill(~labels, float("-inf"))
     return (torch.logsumexp(logits, dim=1) - torch.logsumexp(positive, dim=1)).mean()
 
@@ -77,12 +75,19 @@ def contrastive_loss_by_columns(
         >>> bool(torch.isclose(by_columns, by_mask))
         True
     """
-    if normalize:
-        queries = torch.nn.functional.normalize(queries, dim=-1)
-    logits = queries @ candidates.T / temperature  # (batch, n_candidates)
+    logits = _logits(queries, candidates, temperature, normalize)  # (batch, n_candidates)
     if positive_columns.shape[1] == 1:
         return torch.nn.functional.cross_entropy(logits, positive_columns[:, 0])
     positive = logits.log_softmax(dim=1).gather(1, positive_columns)  # (batch, P)
     if repeats is not None:
         positive = positive.masked_fill(repeats, float("-inf"))
     return -torch.logsumexp(positive, dim=1).mean()
+
+
+def _logits(
+    queries: torch.Tensor, candidates: torch.Tensor, temperature: float, normalize: bool
+) -> torch.Tensor:
+    """``(batch, n_candidates)`` similarities over τ, cosine when ``normalize`` (the caller normalises the candidates)."""
+    if normalize:
+        queries = torch.nn.functional.normalize(queries, dim=-1)
+    return queries @ candidates.T / temperature

@@ -15,7 +15,7 @@ from queryshift.adapters.config import AdapterConfig
 from queryshift.adapters.linear import LinearAdapter
 from queryshift.adapters.residual_mlp import ResidualMLPAdapter
 
-__all__ = ["TorchLinear", "TorchLowRank", "TorchResidualMLP", "build_module"]
+__all__ = ["TorchLinear", "TorchLowRank", "TorchResidualMLP", "build_module", "state_snapshot"]
 
 
 class TorchLinear(nn.Module):
@@ -115,3 +115,8 @@ def build_module(
     if kind == "residual_mlp":
         return TorchResidualMLP(dim, hidden_dim=hidden_dim, bias=bias, generator=generator)
     raise ValueError(f"adapter kind must be linear, low_rank or residual_mlp, got {kind!r}")
+
+
+def state_snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of ``module``'s weights that later training steps leave as it is (an epoch's candidate)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}

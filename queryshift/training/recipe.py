@@ -25,7 +25,7 @@ from queryshift.evaluation import rank_documents
 from queryshift.splits import ValidationPlan, plan_validation, revisit_rate
 from queryshift.training.config import TrainingConfig
 from queryshift.training.loop import TrainingPairs, fit, pick_device
-from queryshift.training.modules import build_module
+from queryshift.training.modules import build_module, state_snapshot
 from queryshift.training.refit import BackgroundRefit, thread_split
 from queryshift.training.scoring import Ranker, SplitScorer
 from queryshift.training.selection import choose_candidate
@@ -320,7 +320,7 @@ def _selection_run(
                 }
                 run.per_query.setdefault((epoch, alpha), {})[name] = values[config.metric][i]
         if keep_states:
-            run.states[epoch] = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+            run.states[epoch] = state_snapshot(module)
 
     module = _fresh_module(config, data.dim)
     run.losses = fit(

@@ -19,6 +19,7 @@ import torch
 
 from queryshift.training.config import TrainingConfig
 from queryshift.training.loop import TrainingPairs, fit
+from queryshift.training.modules import state_snapshot
 
 __all__ = ["BackgroundRefit", "thread_split"]
 
@@ -97,7 +98,7 @@ class BackgroundRefit:
             self._error = error
 
     def _snapshot(self, epoch: int, module: torch.nn.Module) -> None:
-        self._states[epoch] = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+        self._states[epoch] = state_snapshot(module)
 
     def _stop_after(self, epoch: int) -> bool:
         with self._lock:
