@@ -37,6 +37,8 @@ LlamaIndex's ``EmbeddingAdapterFinetuneEngine`` runs in its own environment (see
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 import json
 import os
 import platform
@@ -119,6 +121,7 @@ def run_quality(
     workdir: str | Path | None = None,
     extra_seeds: tuple[int, ...] = (),
     adapter_seeds: tuple[int, ...] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train every system on ``train``, score it on ``test``; returns the JSON-ready results.
 
@@ -133,8 +136,12 @@ def run_quality(
     ``adapter_seeds``: the seeds the adapter systems are trained with, in place of ``seed`` and
     ``extra_seeds`` (the splits, pseudo-queries and intervals still use ``seed``), so that seeds of
     one setting can run apart and be merged (``--merge``).
+    ``overrides``: ``TrainingConfig`` fields set for the pseudo-queries and every adapter system
+    (``--config``), to measure a change of the recipe before it becomes the default.
     """
     from queryshift.training import TrainingConfig, train_adapter
+
+    overrides = overrides or {}
 
     unknown = sorted(set(systems) - set(ALL_SYSTEMS))
     if unknown:
@@ -153,7 +160,7 @@ def run_quality(
     # configs differ only in the adapter kind), embedded before any training clock starts.
     tick = time.perf_counter()
     pseudo = (
-        pseudo_queries_for(encoder, [train_emb, test_emb], TrainingConfig(seed=seed))
+        pseudo_queries_for(encoder, [train_emb, test_emb], TrainingConfig(seed=seed, **overrides))
         if any(system in ADAPTER_SYSTEMS for system in systems)
         else None
     )
@@ -190,7 +197,7 @@ def run_quality(
         elif system in ADAPTER_SYSTEMS:
             runs = []
             for run_seed in dict.fromkeys(adapter_seeds or (seed, *extra_seeds)):
-                config = TrainingConfig(seed=run_seed, **ADAPTER_SYSTEMS[system])
+                config = TrainingConfig(seed=run_seed, **{**overrides, **ADAPTER_SYSTEMS[system]})
                 t0 = time.perf_counter()
                 result = train_adapter(train_emb, config, base_model=encoder.model_name, pseudo=pseudo)
                 seconds = time.perf_counter() - t0
@@ -438,6 +445,9 @@ def render(report: dict[str, Any]) -> str:
                 for x in r["seeds"]
             )
             lines += ["", f"`{name}` across seeds (same splits and pseudo-queries): {runs}."]
+    overrides = report["config"].get("overrides")
+    if overrides:
+        lines += ["", f"Recipe changed for this run (`--config`): `TrainingConfig` fields {overrides}."]
     lines += [
         "",
         "Systems: `linear`, `low_rank`, `mlp` = queryshift `train_adapter` with `TrainingConfig()`, "
@@ -587,6 +597,35 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` strings as ``TrainingConfig`` keyword arguments, each value a Python literal.
+
+    Example:
+        >>> parse_overrides(["pseudo_max_queries=4000", "alphas=(0.5, 1.0)"])
+        {'pseudo_max_queries': 4000, 'alphas': (0.5, 1.0)}
+    """
+    from queryshift.training import TrainingConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in fields or name == "seed":
+            raise ValueError(
+                f"--config {item!r}: expected FIELD=VALUE with FIELD a TrainingConfig field other than "
+                f"seed ({', '.join(sorted(fields - {'seed'}))})"
+            )
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value  # a bare word: a string field such as adapter=low_rank
+    try:
+        TrainingConfig(**out)  # its own checks, before any work
+    except TypeError as exc:
+        raise ValueError(f"--config: {exc}") from exc
+    return out
+
+
 def parse_setting(spec: str, *, regime: str | None, test_data: str | None) -> dict[str, Any]:
     """One ``--data`` value: ``[NAME=][REGIME:]PATH[,TEST_PATH]``.
 
@@ -679,6 +718,14 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         "the systems run now replace theirs (each row records the command and load that produced it)",
     )
     parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a TrainingConfig field for the pseudo-queries and every adapter system (repeatable), "
+        "e.g. pseudo_max_queries=4000; recorded in the report",
+    )
+    parser.add_argument(
         "--not-run",
         action="append",
         default=[],
@@ -686,6 +733,10 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         help="record SYSTEM as not run with REASON (repeatable)",
     )
     args = parser.parse_args(argv)
+    try:
+        args.config = parse_overrides(args.config)
+    except ValueError as exc:
+        parser.error(str(exc))
     if bool(args.data) == bool(args.from_results):
         parser.error("give either --data (run settings) or --from-results (summarise reports), not both")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -761,6 +812,7 @@ def _run_setting(
             "llamaindex": {k: LLAMAINDEX_SYSTEMS[k] for k in systems if k in LLAMAINDEX_SYSTEMS},
             "not_run": not_run,
             "llamaindex_budget_s": args.llamaindex_budget_s,
+            "overrides": args.config,
         },
         "queryshift_version": queryshift.__version__,
     }
@@ -774,6 +826,7 @@ def _run_setting(
             llamaindex_budget_s=args.llamaindex_budget_s,
             not_run=not_run,
             adapter_seeds=tuple(seeds),
+            overrides=args.config,
         )
     )
     report["llamaindex_versions"] = (

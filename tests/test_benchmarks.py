@@ -146,6 +146,22 @@ def test_quality_setting_specs_name_regime_and_test_data():
         parse_setting("query:a.json,b.json", regime=None, test_data=None)
 
 
+def test_quality_config_overrides_are_training_config_fields_checked_before_any_work():
+    from benchmarks.quality import parse_overrides
+
+    assert parse_overrides(["pseudo_max_queries=4000", "adapter=low_rank", "alphas=(0.5,)"]) == {
+        "pseudo_max_queries": 4000, "adapter": "low_rank", "alphas": (0.5,),
+    }  # fmt: skip
+    for bad, message in (
+        ("pseudo_max_queries", "expected FIELD=VALUE"),
+        ("seed=3", "other than seed"),
+        ("no_such_field=1", "TrainingConfig field"),
+        ("pseudo_max_queries=0", "positive integer"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            parse_overrides([bad])
+
+
 @pytest.mark.slow
 def test_quality_benchmark_runs_several_settings_into_one_summary(tmp_path):
     uber = str(FINETUNE_DATA / "val_dataset.json")
