@@ -57,8 +57,33 @@ def test_qdrant_latency_benchmark_times_every_backend_at_every_size(tmp_path):
         for variant in ("plain_raw", "plain_adapted_beforehand", "wrapper"):
             assert local[variant]["median_us"] > 0 and edge[variant]["median_us"] > 0
         assert local["timed_queries"] == 12 - report["config"]["warmup"]
+    one_point = backends["qdrant-client local, 1-point collection (wrapper cost alone)"]
+    for backend in (one_point, backends["qdrant-edge HNSW, 600 points"]):
+        assert backend["adapted_by_hand"]["median_us"] > 0
+        assert isinstance(backend["by_hand_minus_beforehand"], float)
+        assert isinstance(backend["wrapper_minus"]["adapted_by_hand"], float)
     table = paths["md"].read_text()
     assert "qdrant-edge HNSW, 600 points" in table and "| linear 384×384 |" in table
+    assert "adapting by hand (floor), same run µs" in table
+
+
+def test_paired_timing_warms_each_query_untimed_before_its_variants():
+    from benchmarks.qdrant_latency import CONFIG, paired
+
+    calls = []
+    out = paired(
+        {
+            "plain_raw": lambda q: calls.append(("plain", q)),
+            "wrapper": lambda q: calls.append(("wrapper", q)),
+        },
+        CONFIG["warmup"] + 3,
+        warm=lambda q: calls.append(("warm", q)),
+    )
+    timed = calls[2 * CONFIG["warmup"] :]
+    assert [c for c in timed if c[0] == "warm"] == [
+        ("warm", q) for q in range(CONFIG["warmup"], CONFIG["warmup"] + 3)
+    ]
+    assert all(timed[i][0] == "warm" for i in range(0, len(timed), 3)) and out["timed_queries"] == 3
 
 
 def test_speed_scale_child_trains_one_epoch_and_reports_memory():
