@@ -23,7 +23,7 @@ from queryshift.training.optimizer import AdamW
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainingPairs", "fit", "pick_device"]
+__all__ = ["BatchAssembler", "TrainingPairs", "fit", "pick_device"]
 
 IndexRows = Sequence[Sequence[int]] | np.ndarray
 
@@ -109,6 +109,63 @@ def _padded(rows: IndexRows, n: int, name: str) -> np.ndarray:
     return out
 
 
+class BatchAssembler:
+    """A step's inputs from a batch of query rows: what :func:`fit` does besides the step's math.
+
+    Built once per fit from the pairs' index table; a call gathers the batch's rows, deduplicates
+    their documents with ``torch.unique`` and finds the positives' candidate columns through the
+    inverse indices. Apart so the speed benchmark can time it alone (the gathers from a large
+    corpus are memory-bound: the floor of batch assembly).
+
+    Example:
+        >>> import torch
+        >>> pairs = TrainingPairs(np.eye(2, dtype=np.float32), np.eye(2, dtype=np.float32), [[0], [1]], [[1], [0]])
+        >>> queries, candidates, columns, repeats = BatchAssembler(pairs, TrainingConfig(), torch.device("cpu"))(torch.tensor([1]))
+        >>> tuple(candidates.shape), columns.tolist(), repeats
+        ((2, 2), [[1]], None)
+    """
+
+    def __init__(self, pairs: TrainingPairs, config: TrainingConfig, device: torch.device) -> None:
+        table, self._n_positive, repeats = index_table(pairs)
+        self._table = torch.from_numpy(table).to(device)  # (n_queries, P + N)
+        self._repeats = (
+            torch.from_numpy(repeats).to(device) if repeats is not None else None
+        )  # (n_queries, P)
+        self._queries = torch.as_tensor(pairs.queries, dtype=torch.float32, device=device)  # (n_queries, dim)
+        documents = torch.as_tensor(pairs.documents, dtype=torch.float32, device=device)  # (n_documents, dim)
+        self.normalize = config.distance != "dot"
+        self._corpus = config.negatives == "corpus"
+        if self.normalize and self._corpus:
+            documents = torch.nn.functional.normalize(documents, dim=-1)
+        self._documents = documents
+        # In-batch candidates are normalised per step with the norms computed once: no normalised
+        # copy of the whole corpus (the same per-row division torch.nn.functional.normalize does).
+        self._norms = (
+            documents.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            if self.normalize and not self._corpus
+            else None
+        )
+        self.n_queries = len(self._table)
+
+    def __call__(
+        self, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(queries (b, dim), candidates (c, dim), positive columns (b, P), repeats (b, P) or None)``."""
+        # index_select, not tensor[index]: the same rows without the generic indexing machinery.
+        rows = self._table.index_select(0, batch)  # (b, P + N)
+        if self._corpus:
+            candidates = self._documents  # (n_documents, dim)
+            positive_columns = rows[:, : self._n_positive]
+        else:
+            columns, inverse = torch.unique(rows, return_inverse=True)  # (n_candidates,), (b, P + N)
+            candidates = self._documents.index_select(0, columns)  # (n_candidates, dim)
+            if self._norms is not None:
+                candidates = candidates / self._norms.index_select(0, columns)
+            positive_columns = inverse[:, : self._n_positive]
+        repeats = self._repeats.index_select(0, batch) if self._repeats is not None else None
+        return self._queries.index_select(0, batch), candidates, positive_columns, repeats
+
+
 def fit(
     module: torch.nn.Module,
     pairs: TrainingPairs,
@@ -131,21 +188,10 @@ def fit(
     """
     device = pick_device(config.device)
     module.to(device)
-    table_np, n_positive, repeats_np = index_table(pairs)
-    table = torch.from_numpy(table_np).to(device)  # (n_queries, P + N)
-    repeats = torch.from_numpy(repeats_np).to(device) if repeats_np is not None else None  # (n_queries, P)
-    q_all = torch.as_tensor(pairs.queries, dtype=torch.float32, device=device)  # (n_queries, dim)
-    d_all = torch.as_tensor(pairs.documents, dtype=torch.float32, device=device)  # (n_documents, dim)
-    normalize = config.distance != "dot"
-    corpus = config.negatives == "corpus"
-    if normalize and corpus:
-        d_all = torch.nn.functional.normalize(d_all, dim=-1)
-    # In-batch candidates are normalised per step with the norms computed once: no normalised
-    # copy of the whole corpus (the same per-row division torch.nn.functional.normalize does).
-    norms = d_all.norm(dim=-1, keepdim=True).clamp_min(1e-12) if normalize and not corpus else None
+    batches = BatchAssembler(pairs, config, device)
     optimizer = AdamW(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    n = len(table)
+    n = batches.n_queries
     losses = []
     n_epochs = epochs if epochs is not None else config.epochs
     n_steps = -(-n // config.batch_size)
@@ -157,26 +203,15 @@ def fit(
         order = torch.randperm(n, generator=generator).to(device)  # (n,)
         step_losses = []
         for step in range(n_steps):
-            # index_select, not tensor[index]: the same rows without the generic indexing machinery.
             batch = order[step * config.batch_size : (step + 1) * config.batch_size]  # (b,)
-            rows = table.index_select(0, batch)  # (b, P + N)
-            if corpus:
-                candidates = d_all  # (n_documents, dim)
-                positive_columns = rows[:, :n_positive]
-            else:
-                columns, inverse = torch.unique(rows, return_inverse=True)  # (n_candidates,), (b, P + N)
-                candidates = d_all.index_select(0, columns)  # (n_candidates, dim)
-                if norms is not None:
-                    candidates = candidates / norms.index_select(0, columns)
-                positive_columns = inverse[:, :n_positive]
-            adapted = module(q_all.index_select(0, batch))  # (b, dim)
+            queries, candidates, positive_columns, repeats = batches(batch)
             loss = contrastive_loss_by_columns(
-                adapted,
+                module(queries),
                 candidates,
                 positive_columns,
-                repeats.index_select(0, batch) if repeats is not None else None,
+                repeats,
                 temperature=config.temperature,
-                normalize=normalize,
+                normalize=batches.normalize,
             )
             optimizer.zero_grad()
             loss.backward()
