@@ -251,6 +251,7 @@ def run_migration(
         config,
         pseudo=pseudo,
         labelled=label_set,
+        document_ids=fit_ids,
         base_model=model,
         index_model=index_model,
         show_progress_bar=show_progress_bar,

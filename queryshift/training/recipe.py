@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +113,7 @@ def train_adapter(
     config: TrainingConfig | None = None,
     *,
     base_model: str | None = None,
-    pseudo: EmbeddedDataset | None = None,
+    pseudo: EmbeddedDataset | Sequence[EmbeddedDataset] | None = None,
     show_progress_bar: bool = False,
     ranker: Ranker | None = None,
 ) -> TrainingResult:
@@ -124,7 +125,8 @@ def train_adapter(
         base_model: Recorded in the adapter so a mismatch with the collection's model is caught later.
         pseudo: Unlabelled pairs from the index the adapter will search (see
             :mod:`~queryshift.training.pseudo_queries`), added to every training run; validation
-            stays on the labelled queries.
+            stays on the labelled queries. Several sets (each over its own corpus, documents of
+            the same id shared) mine their hard negatives each in its own corpus.
         show_progress_bar: tqdm bar over epochs.
         ranker: Ranks the validation queries (base and every candidate's adapted vectors) in
             place of ``data``'s in-memory corpus, e.g. a
@@ -158,7 +160,7 @@ def _train_adapter(
     data: EmbeddedDataset,
     config: TrainingConfig,
     base_model: str | None,
-    pseudo: EmbeddedDataset | None,
+    pseudo: EmbeddedDataset | Sequence[EmbeddedDataset] | None,
     show_progress_bar: bool,
     ranker: Ranker | None,
 ) -> TrainingResult:
@@ -166,14 +168,14 @@ def _train_adapter(
     started = time.perf_counter()
     metrics = tuple(dict.fromkeys((config.metric, *_REPORT_METRICS)))
     # The pseudo pairs (and their mined negatives) are the same for every selection run and the refit.
-    pseudo_pairs = _pairs(pseudo, config) if pseudo is not None and pseudo.query_ids else None
+    extra = _extra_pairs(pseudo, config)
     runs: list[_SelectionRun] = []
     split = thread_split(config, pick_device(config.device))
     refit = None
     if split is not None:  # the refit trains beside the selection, on its share of the threads
         refit = BackgroundRefit(
             _fresh_module(config, data.dim),
-            _all_pairs(data, config, pseudo, pseudo_pairs),
+            _all_pairs(data, config, extra),
             config,
             threads=split[1],
         )
@@ -189,8 +191,7 @@ def _train_adapter(
                     _selection_run(
                         data,
                         run_config,
-                        pseudo,
-                        pseudo_pairs,
+                        extra,
                         metrics,
                         keep_states=not config.refit and repeat == 0,
                         show_progress_bar=show_progress_bar,
@@ -235,7 +236,7 @@ def _train_adapter(
         module = _fresh_module(config, data.dim)
         losses = fit(
             module,
-            _all_pairs(data, config, pseudo, pseudo_pairs),
+            _all_pairs(data, config, extra),
             config,
             epochs=chosen.epoch,
             show_progress_bar=show_progress_bar,
@@ -258,7 +259,7 @@ def _train_adapter(
         losses=losses,
         seconds=seconds,
         device=str(pick_device(config.device)),
-        pseudo_queries=len(pseudo.query_ids) if pseudo is not None else 0,
+        pseudo_queries=len(extra.pairs.queries) if extra is not None else 0,
         validation_plan=runs[0].plan if runs else None,
         evidence=evidence,
     )
@@ -282,8 +283,7 @@ class _SelectionRun:
 def _selection_run(
     data: EmbeddedDataset,
     config: TrainingConfig,
-    pseudo: EmbeddedDataset | None,
-    pseudo_pairs: TrainingPairs | None,
+    extra: _Extra | None,
     metrics: tuple[str, ...],
     *,
     keep_states: bool,
@@ -325,7 +325,7 @@ def _selection_run(
     module = _fresh_module(config, data.dim)
     run.losses = fit(
         module,
-        _all_pairs(data.subset(plan.train), config, pseudo, pseudo_pairs),
+        _all_pairs(data.subset(plan.train), config, extra),
         config,
         on_epoch=on_epoch,
         show_progress_bar=show_progress_bar,
@@ -449,13 +449,47 @@ def _pairs(data: EmbeddedDataset, config: TrainingConfig) -> TrainingPairs:
     return TrainingPairs(data.query_vectors, data.document_vectors, positives, negatives)
 
 
-def _all_pairs(
-    data: EmbeddedDataset,
-    config: TrainingConfig,
-    pseudo: EmbeddedDataset | None,
-    extra: TrainingPairs | None,
-) -> TrainingPairs:
-    """The labelled pairs, plus ``extra`` (``_pairs(pseudo)``) over one corpus shared by both (documents keyed by id).
+@dataclass(frozen=True)
+class _Extra:
+    """Unlabelled pairs added to every training run; ``pairs.documents[i]`` is ``document_ids[i]``."""
+
+    document_ids: list[str]
+    pairs: TrainingPairs
+
+
+def _extra_pairs(
+    pseudo: EmbeddedDataset | Sequence[EmbeddedDataset] | None, config: TrainingConfig
+) -> _Extra | None:
+    """The pairs of each set, negatives mined in the set's own corpus, over one corpus keyed by document id.
+
+    Mining per set matters when the corpora differ in kind: a pseudo-query whose negatives were
+    mined among query-shaped targets of another set would be pushed away from its own neighbours.
+    """
+    sets = [pseudo] if isinstance(pseudo, EmbeddedDataset) else list(pseudo or ())
+    sets = [part for part in sets if part.query_ids]
+    if len(sets) <= 1:
+        return _Extra(list(sets[0].document_ids), _pairs(sets[0], config)) if sets else None
+    position: dict[str, int] = {}
+    documents: list[np.ndarray] = []
+    queries, positives, negatives = [], [], []
+    for part in sets:
+        pairs = _pairs(part, config)
+        remap = []
+        for j, doc_id in enumerate(part.document_ids):
+            if doc_id not in position:
+                position[doc_id] = len(documents)
+                documents.append(pairs.documents[j])
+            remap.append(position[doc_id])
+        queries.append(pairs.queries)
+        positives += [[remap[i] for i in row] for row in pairs.positives]
+        negatives += [[remap[i] for i in row] for row in pairs.negatives]
+    return _Extra(
+        list(position), TrainingPairs(np.concatenate(queries), np.stack(documents), positives, negatives)
+    )
+
+
+def _all_pairs(data: EmbeddedDataset, config: TrainingConfig, extra: _Extra | None) -> TrainingPairs:
+    """The labelled pairs, plus ``extra`` (:func:`_extra_pairs`) over one corpus shared by both (documents keyed by id).
 
     Every pseudo pair trains every candidate, those of the validation splits' documents too: they
     are in the index when the adapter ships. (Leaving them out while choosing, to mimic documents
@@ -463,20 +497,21 @@ def _all_pairs(
     over five seeds, from 0.666.)
     """
     labelled = _pairs(data, config)
-    if pseudo is None or extra is None:
+    if extra is None:
         return labelled
     position = {d: i for i, d in enumerate(data.document_ids)}
     added: list[int] = []
     remap = []
-    for j, doc_id in enumerate(pseudo.document_ids):
+    for j, doc_id in enumerate(extra.document_ids):
         if doc_id not in position:
             position[doc_id] = len(data.document_ids) + len(added)
             added.append(j)
         remap.append(position[doc_id])
-    documents = np.concatenate([labelled.documents, extra.documents[added]]) if added else labelled.documents
+    pairs = extra.pairs
+    documents = np.concatenate([labelled.documents, pairs.documents[added]]) if added else labelled.documents
     return TrainingPairs(
-        np.concatenate([labelled.queries, extra.queries]),
+        np.concatenate([labelled.queries, pairs.queries]),
         documents,
-        labelled.positives + [[remap[i] for i in row] for row in extra.positives],
-        labelled.negatives + [[remap[i] for i in row] for row in extra.negatives],
+        labelled.positives + [[remap[i] for i in row] for row in pairs.positives],
+        labelled.negatives + [[remap[i] for i in row] for row in pairs.negatives],
     )

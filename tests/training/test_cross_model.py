@@ -102,6 +102,58 @@ def test_closed_form_map_recovers_a_linear_map_and_says_how_it_chose():
         fit_closed_form_map(x, x[:70])
 
 
+def test_pseudo_queries_of_held_out_documents_choose_the_closed_form_map():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(80, D_NEW)).astype(np.float32)
+    y = np.tanh(x @ rng.normal(size=(D_NEW, D_OLD))).astype(np.float32)
+    by_documents = fit_closed_form_map(x, y)
+    # A query that is its document's own vector scores exactly as that document does.
+    as_queries = fit_closed_form_map(x, y, queries=x, query_rows=np.arange(80))
+    assert (by_documents.chosen_on, as_queries.chosen_on) == ("documents", "pseudo-queries")
+    assert as_queries.heldout == by_documents.heldout
+    # Queries pointing at the wrong documents are what is scored, not the documents.
+    wrong = fit_closed_form_map(x, y, queries=x, query_rows=np.roll(np.arange(80), 1))
+    assert max(wrong.heldout.values()) < 0.2 < min(by_documents.heldout.values())
+    # Too few queries on held-out documents (here: about 3 of the 16): the documents choose.
+    few = fit_closed_form_map(x, y, queries=x[:15], query_rows=np.arange(15))
+    assert few.chosen_on == "documents" and few.heldout == by_documents.heldout
+    with pytest.raises(ValueError, match="rows of the documents they are about"):
+        fit_closed_form_map(x, y, queries=x, query_rows=np.arange(70))
+
+
+def test_document_ids_let_the_pseudo_queries_choose(space, pseudo):
+    old, new = space.old(space.z), space.new(space.z)
+    chosen = train_cross_model_adapter(old, new, FAST, pseudo=pseudo, document_ids=space.doc_ids)
+    assert chosen.summary()["cross_model"]["closed_form"]["chosen_on"] == "pseudo-queries"
+    assert train_cross_model_adapter(old, new, FAST, pseudo=pseudo).closed_form.chosen_on == "documents"
+    with pytest.raises(ValueError, match="document_ids names 10 documents; stored_vectors has 64 rows"):
+        train_cross_model_adapter(old, new, FAST, pseudo=pseudo, document_ids=space.doc_ids[:10])
+
+
+def test_old_model_vectors_of_the_pseudo_queries_pull_queries_onto_them(space):
+    dataset, z = space.queries(3, 0.3, "pseudo-t")
+    pseudo_set = space.embedded(dataset, z, model="new")
+    old, new, targets = space.old(space.z), space.new(space.z), space.old(z)  # targets: (192, 12)
+
+    def closeness(result) -> float:  # how often a mapped pseudo-query's nearest target is its own
+        mapped = result.adapter.apply(pseudo_set.query_vectors)  # (192, 12)
+        return float(np.mean(np.argmax(_unit(mapped) @ targets.T, axis=1) == np.arange(len(targets))))
+
+    kw = {"pseudo": pseudo_set, "document_ids": space.doc_ids}
+    plain = train_cross_model_adapter(old, new, FAST, **kw)
+    aimed = train_cross_model_adapter(old, new, FAST, pseudo_targets=targets, **kw)
+    assert aimed.training.pseudo_queries == 192 and plain.training.pseudo_queries == 0
+    assert closeness(aimed) > closeness(plain), (closeness(aimed), closeness(plain))
+    labelled_set, z_train = space.queries(2, 0.3, "train-t")
+    labelled = space.embedded(labelled_set, z_train, model="new")
+    both = train_cross_model_adapter(old, new, FAST, labelled=labelled, pseudo_targets=targets, **kw)
+    assert both.training.pseudo_queries == 2 * 192  # the pseudo pairs and the target pairs
+    with pytest.raises(ValueError, match="pseudo_targets \\(10, 12\\) must be \\(192, 12\\)"):
+        train_cross_model_adapter(old, new, FAST, pseudo_targets=targets[:10], **kw)
+    with pytest.raises(ValueError, match="pass pseudo too"):
+        train_cross_model_adapter(old, new, FAST, labelled=labelled, pseudo_targets=targets)
+
+
 @pytest.mark.parametrize("kind", ["linear", "low_rank", "residual_mlp"])
 def test_each_kind_folds_exactly_and_never_loses_to_the_closed_form_map(kind, space, pseudo):
     config = TrainingConfig(adapter=kind, rank=4, hidden_dim=16, epochs=4, hard_negatives=3, batch_size=32)

@@ -7,7 +7,7 @@ from queryshift.errors import DataFormatError
 from queryshift.evaluation import evaluate_retrieval
 from queryshift.training import TrainingConfig, train_adapter
 from queryshift.training.pseudo_queries import embed_pseudo_queries, sample_pseudo_queries
-from queryshift.training.recipe import _all_pairs, _pairs
+from queryshift.training.recipe import _all_pairs, _extra_pairs
 
 from ..conftest import toy_embedded  # noqa: TID252
 
@@ -99,10 +99,24 @@ def test_pairs_share_documents_by_id_and_append_new_ones():
     )
     pseudo = EmbeddedDataset(ds, ["p1", "p2"], np.ones((2, 4), np.float32), extra_ids, vectors, "toy")
     config = TrainingConfig(hard_negatives=0)
-    pairs = _all_pairs(labelled, config, pseudo, _pairs(pseudo, config))
+    pairs = _all_pairs(labelled, config, _extra_pairs(pseudo, config))
     assert pairs.documents.shape == (6, 4) and pairs.queries.shape == (12, 4)
     assert pairs.positives[-2:] == [[1], [5]]
     np.testing.assert_array_equal(pairs.documents[5], np.ones(4))
+    # A second set shares "new" by id and adds "other"; each set mines negatives in its own corpus.
+    second = EmbeddedDataset(
+        RetrievalDataset({"s1": "u"}, dict.fromkeys(["new", "other"], LONG), {"s1": {"other"}}),
+        ["s1"],
+        np.ones((1, 4), np.float32),
+        ["new", "other"],
+        np.vstack([np.ones(4, np.float32), np.full(4, 2.0, np.float32)]),
+        "toy",
+    )
+    mined = TrainingConfig(hard_negatives=1)
+    both = _all_pairs(labelled, mined, _extra_pairs([pseudo, second], mined))
+    assert both.documents.shape == (7, 4) and both.queries.shape == (13, 4)
+    assert both.positives[-3:] == [[1], [5], [6]] and both.negatives[-1] == [5]  # "new", mined in its set
+    assert _extra_pairs([], config) is None
 
 
 def test_pseudo_pairs_are_trained_on_and_recorded():
