@@ -57,7 +57,7 @@ class MigrationRun:
             f"{self.adapter.config.base_model} (dim {self.adapter.input_dim}) -> index of "
             f"{self.adapter.config.index_model or 'the old model'} (dim {self.adapter.dim})",
             f"Closed-form map: {closed.method}{ridge}, fitted on {self.documents} documents' text -> stored vector "
-            f"(held-out documents found at MRR@10 {best:.4f})",
+            f"(chosen on held-out {closed.chosen_on}: found at MRR@10 {best:.4f})",
         ]
         source = "labelled " if self.labelled_queries else "pseudo-"
         for name, figures in training.validation.items():
@@ -168,6 +168,7 @@ def run_migration(
     text_field: str | None = None,
     pairs: str | Path | None = None,
     max_documents: int | None = None,
+    old_model_queries: bool = False,
     close_qdrant: bool = False,
     echo: Callable[[str], None] = logger.info,
     show_progress_bar: bool = False,
@@ -191,6 +192,10 @@ def run_migration(
         new_encoder, old_encoder: Encoders of ``model`` / ``index_model`` (default: sentence-transformers).
         labelled: Labelled questions added as training pairs and used for validation.
         pairs: JSONL pair file of a collection (see :mod:`~queryshift.integrations.qdrant.training_data`).
+        old_model_queries: Also embed the pseudo-queries with ``index_model`` and train each to land
+            on its old-model vector (``pseudo_targets`` of
+            :func:`~queryshift.training.cross_model.train_cross_model_adapter`). Only while the
+            old model is at hand (a cheaper query encoder over an index it still serves).
         echo: Called with each progress line (the CLI passes ``click.echo``).
 
     Returns:
@@ -245,6 +250,17 @@ def run_migration(
         echo(
             f"Adding {len(pseudo.query_ids)} pseudo-queries: sentences of the documents, embedded by {model}"
         )
+    targets = None
+    if old_model_queries:
+        old_queries = _encoder(old_encoder, index_model, config.device)
+        if old_queries is None or pseudo is None:
+            raise ValueError(
+                "--old-model-queries needs the old model (--index-model) and pseudo-queries (--pseudo-queries > 0)"
+            )
+        echo(f"Embedding the {len(pseudo.query_ids)} pseudo-queries with {index_model} too (their targets)")
+        targets = np.asarray(
+            old_queries.encode_queries([pseudo.dataset.queries[q] for q in pseudo.query_ids]), np.float32
+        )
     result = train_cross_model_adapter(
         fit_vectors,
         new_docs,
@@ -252,6 +268,7 @@ def run_migration(
         pseudo=pseudo,
         labelled=label_set,
         document_ids=fit_ids,
+        pseudo_targets=targets,
         base_model=model,
         index_model=index_model,
         show_progress_bar=show_progress_bar,

@@ -64,6 +64,12 @@ from queryshift.cli.common import (
     help='Labelled pairs for --collection, JSONL {"query": text, "point_id": id}.',
 )
 @click.option("--max-documents", type=int, default=None, help="Scroll at most this many points.")
+@click.option(
+    "--old-model-queries",
+    is_flag=True,
+    help="Also embed the pseudo-queries with --index-model and train each to land on its old-model "
+    "vector: only while the old model is at hand (a cheaper query encoder over an index it serves).",
+)
 @training_options
 def migrate(
     data,
@@ -81,6 +87,7 @@ def migrate(
     text_field,
     pairs_path,
     max_documents,
+    old_model_queries,
     **params,
 ):
     """Carry the NEW model's queries into an index the OLD model embedded: no re-indexing, no labels needed.
@@ -127,7 +134,7 @@ def migrate(
             config=config,
             new_encoder=progress_encoder(model, device=config.device),
             old_encoder=progress_encoder(index_model, device=config.device)
-            if index_model and collection is None
+            if index_model and (collection is None or old_model_queries)
             else None,
             document_vectors=document_vectors,
             labelled=labelled,
@@ -139,6 +146,7 @@ def migrate(
             text_field=text_field,
             pairs=pairs_path,
             max_documents=max_documents,
+            old_model_queries=old_model_queries,
             close_qdrant=True,
             echo=click.echo,
             show_progress_bar=True,

@@ -128,3 +128,15 @@ def test_migrate_refuses_missing_index_vectors(world, tmp_path):
     root, data = world
     res = _migrate(root, str(data), "-o", str(tmp_path / "a"))
     assert res.exit_code != 0 and "--index-model (the old model) or --document-vectors" in res.output
+
+
+def test_migrate_with_the_old_model_at_hand_embeds_the_pseudo_queries_with_it_too(world, tmp_path):
+    root, data = world
+    old = ["--index-model", str(root / "old"), "--old-model-queries"]
+    res = _migrate(root, str(data), "-o", str(tmp_path / "a"), *old)
+    assert res.exit_code == 0, res.output
+    assert "pseudo-queries with " + str(root / "old") + " too" in res.output, res.output
+    assert "chosen on held-out pseudo-queries" in res.output
+    assert load_adapter(tmp_path / "a").config.training["pseudo_queries"] > 0  # the target pairs
+    res = _migrate(root, str(data), "-o", str(tmp_path / "b"), *old, "--pseudo-queries", "0")
+    assert res.exit_code != 0 and "needs the old model (--index-model) and pseudo-queries" in res.output
