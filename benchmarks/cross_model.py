@@ -422,9 +422,16 @@ def summary(reports: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def output_paths(out: Path, setting: str) -> dict[str, Path]:
-    """``cross_model.{json,md}`` for ``uber-sample`` (the first run's files), else ``cross_model-SETTING.*``."""
-    stem = "cross_model" if setting == "uber-sample" else f"cross_model-{setting}"
+def output_paths(out: Path, setting: str, docs: int | None = None) -> dict[str, Path]:
+    """``cross_model.{json,md}`` for ``uber-sample`` (the first run's files), else ``cross_model-SETTING.*``.
+
+    A covidqa run on a subset (``--docs N``) writes ``cross_model-covidqa-docsN.*``, so it never
+    overwrites the full run's files; ``--summary covidqa-docsN`` reads it.
+    """
+    if setting == "uber-sample":
+        stem = "cross_model"
+    else:
+        stem = f"cross_model-{setting}" + (f"-docs{docs}" if setting == "covidqa" and docs else "")
     return {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
 
 
@@ -451,7 +458,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         "--summary",
         nargs="+",
         metavar="SETTING",
-        help="Run nothing: print one table over these settings' JSON results in --output-dir.",
+        help="Run nothing: print one table over these settings' JSON results in --output-dir "
+        "(covidqa-docsN: a covidqa run with --docs N).",
     )
     args = parser.parse_args(argv)
     if args.summary:
@@ -462,7 +470,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     if not args.mpnet:
         parser.error("--mpnet is required to run a setting")
     report = run(args)
-    paths = output_paths(Path(args.output_dir), args.setting)
+    paths = output_paths(Path(args.output_dir), args.setting, args.docs)
     atomic_write_text(paths["json"], json.dumps(report, indent=2, sort_keys=True, default=float) + "\n")
     atomic_write_text(paths["md"], render(report))
     return paths

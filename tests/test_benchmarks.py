@@ -150,6 +150,8 @@ def test_cross_model_lyft_uber_indexes_all_uber_chunks_and_labels_with_lyft():
     with pytest.raises(ValueError, match="--setting must be one of"):
         load_setting("uber", docs=None, seed=0)
     assert output_paths(FINETUNE_DATA, "covidqa")["md"].name == "cross_model-covidqa.md"
+    assert output_paths(FINETUNE_DATA, "covidqa", 467)["md"].name == "cross_model-covidqa-docs467.md"
+    assert output_paths(FINETUNE_DATA, "covidqa-docs467")["json"].name == "cross_model-covidqa-docs467.json"
     assert output_paths(FINETUNE_DATA, "uber-sample")["json"].name == "cross_model.json"
 
 
