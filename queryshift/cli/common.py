@@ -115,6 +115,7 @@ def training_options(func):
         option("validation_fraction", type=float),
         option("validation_repeats", type=int),
         option("gain_z", type=float),
+        option("epoch_smoothing", type=float),
         option("refit", help="Retrain the chosen candidate on all training queries."),
         option(
             "distance", type=click.Choice(["cosine", "dot", "euclid"]), help="Distance of your collection."

@@ -60,6 +60,13 @@ class TrainingConfig:
         default=0.0,
         metadata={"help": "the chosen gain minus gain_z standard errors must stay above 0 (0: no such test)"},
     )
+    epoch_smoothing: float = field(
+        default=0.5,
+        metadata={
+            "help": "weight of the epochs just before and after (same alpha), relative to a candidate's own, "
+            "in the validation gain that ranks candidates (0: its own only)"
+        },
+    )
     alphas: tuple[float, ...] = field(
         default=(0.25, 0.5, 0.75, 1.0),
         metadata={"help": "interpolation weights with identity tried on validation"},
@@ -118,6 +125,8 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.gain_z >= 0:
             raise ValueError(f"gain_z must be >= 0, got {self.gain_z}")
+        if not 0 <= self.epoch_smoothing <= 1:
+            raise ValueError(f"epoch_smoothing must be in [0, 1], got {self.epoch_smoothing}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.negatives not in ("in_batch", "corpus"):

@@ -211,7 +211,7 @@ def _train_adapter(
     candidates, gains = _pool(validated, config)
     losses: list[float] = runs[0].losses if runs else []
     if validated:
-        key, evidence = choose_candidate(gains, z=config.gain_z)
+        key, evidence = choose_candidate(gains, z=config.gain_z, epoch_smoothing=config.epoch_smoothing)
         chosen = next(c for c in candidates if (c.epoch, c.alpha) == key) if key else candidates[0]
     elif runs:  # validation asked for, but the data allows no split: keep the identity
         chosen, evidence = Candidate(0, 0.0, {}), {}
