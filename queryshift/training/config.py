@@ -20,7 +20,8 @@ class TrainingConfig:
     in-batch plus mined hard negatives on the labelled pairs and on pseudo-queries (sentences of
     the indexed documents, see :mod:`~queryshift.training.pseudo_queries`), candidates
     (epoch × interpolation with identity) chosen by their smallest gain over identity across a
-    query-split and a document-split validation.
+    query-split and a document-split validation, each split's gain smoothed over the neighbouring
+    epochs (``epoch_smoothing``) so that one epoch's lucky score does not win.
 
     Example:
         >>> TrainingConfig(adapter="low_rank", rank=16).rank

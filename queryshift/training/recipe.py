@@ -4,7 +4,8 @@ Why two validation splits: an adapter can gain on queries about documents it saw
 positives while losing on queries about new documents (it learns a prior for the seen
 ones). A query-split validation only sees the first effect and a document-split validation
 only the second. With ``validation="both"`` a candidate is scored by its smallest gain over
-identity across the two splits, and the largest such gain wins. The identity adapter is always
+identity across the two splits, and the largest such gain wins (each split's gain averaged with
+the neighbouring epochs', see :mod:`~queryshift.training.selection`). The identity adapter is always
 a candidate (gain 0), so the result is never worse than no adapter on validation.
 """
 
