@@ -28,10 +28,12 @@ class TorchLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        return x + alpha * self.update(x)
+
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        """``x Δᵀ + b``: what ``alpha`` scales (validation ranks every alpha from it)."""
         update = x @ self.delta.T  # (n, dim)
-        if self.bias is not None:
-            update = update + self.bias
-        return x + alpha * update
+        return update + self.bias if self.bias is not None else update
 
     def to_adapter(self, *, alpha: float = 1.0, **config_fields: object) -> LinearAdapter:
         config = AdapterConfig(kind="linear", dim=self.dim, **config_fields)
@@ -56,10 +58,12 @@ class TorchLowRank(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        return x + alpha * self.update(x)
+
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x V) Uᵀ + b``: what ``alpha`` scales."""
         update = (x @ self.v) @ self.u.T  # (n, dim)
-        if self.bias is not None:
-            update = update + self.bias
-        return x + alpha * update
+        return update + self.bias if self.bias is not None else update
 
     def to_adapter(self, *, alpha: float = 1.0, **config_fields: object) -> LinearAdapter:
         config = AdapterConfig(kind="low_rank", dim=self.dim, rank=self.rank, **config_fields)
@@ -89,7 +93,11 @@ class TorchResidualMLP(nn.Module):
         self.act = nn.GELU(approximate="tanh")
 
     def forward(self, x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-        return x + alpha * self.w2(self.act(self.w1(x)))  # (n, dim)
+        return x + alpha * self.update(x)  # (n, dim)
+
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        """``W2 gelu(W1 x + b1) (+ b2)``: what ``alpha`` scales."""
+        return self.w2(self.act(self.w1(x)))  # (n, dim)
 
     def to_adapter(self, *, alpha: float = 1.0, **config_fields: object) -> ResidualMLPAdapter:
         config = AdapterConfig(kind="residual_mlp", dim=self.dim, hidden_dim=self.hidden_dim, **config_fields)

@@ -312,9 +312,8 @@ def _selection_run(
         device = next(module.parameters()).device
         for name, part in val_sets.items():
             q = torch.as_tensor(part.query_vectors, device=device)  # (n_val, dim)
-            # Every alpha of this epoch in one ranking pass: (n_alphas, n_val, dim).
-            stacked = torch.stack([module(q, alpha=alpha) for alpha in config.alphas]).cpu().numpy()
-            values = scorers[name].score_per_query(stacked)
+            update = module.update(q).cpu().numpy()  # (n_val, dim): every alpha ranks from it
+            values = scorers[name].score_alpha_path(part.query_vectors, update, config.alphas)
             for i, alpha in enumerate(config.alphas):
                 run.scores.setdefault((epoch, alpha), {})[name] = {
                     m: float(v[i].mean()) for m, v in values.items()

@@ -36,3 +36,25 @@ def test_matches_evaluate_retrieval_for_every_stacked_candidate(rng, n_docs):
         ).metrics
         assert scores == pytest.approx(expected, abs=1e-12)
     assert got[0] != got[2]
+
+
+@pytest.mark.parametrize("distance", ["cosine", "dot", "euclid"])
+@pytest.mark.parametrize("n_docs", [40, 6])
+def test_alpha_path_ranks_every_alpha_as_the_stacked_vectors_do(rng, distance, n_docs):
+    part = _split(rng, n_docs)
+    updates = rng.standard_normal(part.query_vectors.shape).astype(np.float32)
+    alphas = (0.25, 0.5, 1.0)
+    scorer = SplitScorer(part, METRICS, distance=distance)
+    stacked = scorer.score_per_query(np.stack([part.query_vectors + a * updates for a in alphas]))
+    by_path = scorer.score_alpha_path(part.query_vectors, updates, alphas)
+    for metric in METRICS:
+        np.testing.assert_allclose(by_path[metric], stacked[metric], atol=1e-12)
+    assert not np.array_equal(by_path["ndcg@10"][0], by_path["ndcg@10"][2])  # the alphas do rank apart
+
+
+def test_alpha_path_refuses_non_finite_updates(rng):
+    part = _split(rng, 40)
+    updates = np.zeros_like(part.query_vectors)
+    updates[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"adapted query rows \[3\]"):
+        SplitScorer(part, METRICS).score_alpha_path(part.query_vectors, updates, (0.5,))
