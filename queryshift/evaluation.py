@@ -69,12 +69,7 @@ def rank_documents(
             f"query vectors {q.shape} and document vectors {d.shape} must be (n, dim) with equal dim"
         )
     for name, vectors in (("query_vectors", q), ("document_vectors", d)):
-        if not np.isfinite(vectors).all():
-            bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
-            raise ValueError(
-                f"{name} rows {bad[:10].tolist()} ({bad.size} in all) hold NaN or inf; such a vector "
-                "ranks nothing and would count as a miss"
-            )
+        _refuse_non_finite(name, vectors)
     if distance == "cosine":
         q, d = normalize_rows(q), normalize_rows(d)
     elif distance not in ("dot", "euclid"):
@@ -91,10 +86,24 @@ def rank_documents(
             top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (b, k), unordered
         else:
             top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-        top_scores = np.take_along_axis(scores, top, axis=1)  # (b, k)
-        order = np.lexsort((top, -top_scores), axis=1)  # by score desc, then index asc
-        out[start : start + block.shape[0]] = np.take_along_axis(top, order, axis=1)
+        out[start : start + block.shape[0]] = _best_first(top, np.take_along_axis(scores, top, axis=1))
     return out
+
+
+def _refuse_non_finite(name: str, vectors: np.ndarray) -> None:
+    """A ``ValueError`` naming the rows of ``vectors`` that hold NaN or inf: they would rank nothing."""
+    if not np.isfinite(vectors).all():
+        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+        raise ValueError(
+            f"{name} rows {bad[:10].tolist()} ({bad.size} in all) hold NaN or inf; such a vector "
+            "ranks nothing and would count as a miss"
+        )
+
+
+def _best_first(columns: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``columns`` ``(m, k)`` reordered by their ``scores`` descending, ties by ascending column."""
+    order = np.lexsort((columns, -scores), axis=1)
+    return np.take_along_axis(columns, order, axis=1)
 
 
 def score_rankings(

@@ -21,7 +21,7 @@ import numpy as np
 
 from queryshift.adapters.base import normalize_rows
 from queryshift.embeddings import EmbeddedDataset
-from queryshift.evaluation import _parse_metric, rank_documents
+from queryshift.evaluation import _best_first, _parse_metric, _refuse_non_finite, rank_documents
 
 if TYPE_CHECKING:
     import torch
@@ -121,12 +121,7 @@ class SplitScorer:
         """
         if self._ranker is not None:  # the ranker searches with real vectors: build them
             return self.score_per_query(np.stack([queries + alpha * updates for alpha in alphas]))
-        if not np.isfinite(updates).all():
-            bad = np.flatnonzero(~np.isfinite(updates).all(axis=1))
-            raise ValueError(
-                f"adapted query rows {bad[:10].tolist()} ({bad.size} in all) hold NaN or inf; such a "
-                "vector ranks nothing and would count as a miss"
-            )
+        _refuse_non_finite("adapted query", updates)
         import torch  # training-side: torch.topk selects k of a row several times faster than argpartition
 
         documents = self._ranking_documents()  # (n_docs, dim)
@@ -139,7 +134,7 @@ class SplitScorer:
             if self._distance == "euclid":  # -|q - d|² + |q|² = 2 q·d - |d|²
                 base, step = 2 * base - self._squares, 2 * step
             for i, alpha in enumerate(alphas):
-                top[i, start:stop] = _best_first(base + alpha * step if alpha else base, k)
+                top[i, start:stop] = _top_k(base + alpha * step if alpha else base, k)
         return self._metrics(top.reshape(len(alphas) * self.n_queries, k), len(alphas))
 
     def _ranking_documents(self) -> torch.Tensor:
@@ -153,7 +148,8 @@ class SplitScorer:
             elif self._distance not in ("dot", "euclid"):
                 raise ValueError(f"distance must be cosine, dot or euclid, got {self._distance!r}")
             self._ranking = torch.from_numpy(np.ascontiguousarray(d))
-            self._squares = (self._ranking * self._ranking).sum(dim=1)  # (n_docs,)
+            if self._distance == "euclid":
+                self._squares = (self._ranking * self._ranking).sum(dim=1)  # (n_docs,)
         return self._ranking
 
     def _metrics(self, top: np.ndarray, n_candidates: int) -> dict[str, np.ndarray]:
@@ -199,15 +195,13 @@ class SplitScorer:
         return top
 
 
-def _best_first(scores: torch.Tensor, k: int) -> np.ndarray:
-    """``(m, k)`` columns of the ``k`` largest scores per row, best first, ties by ascending column.
+def _top_k(scores: torch.Tensor, k: int) -> np.ndarray:
+    """``(m, k)`` columns of the ``k`` largest scores per row in :func:`rank_documents`' order.
 
-    The order :func:`rank_documents` gives; which of several documents tied at the k-th score is
-    kept may differ (both keep one arbitrarily).
+    Which of several documents tied at the k-th score is kept may differ (both keep one
+    arbitrarily).
     """
     import torch
 
     values, columns = torch.topk(scores, k, dim=1, sorted=False)  # (m, k) each, unordered
-    values, columns = values.numpy(), columns.numpy()
-    order = np.lexsort((columns, -values), axis=1)  # by score desc, then column asc
-    return np.take_along_axis(columns, order, axis=1)
+    return _best_first(columns.numpy(), values.numpy())
