@@ -618,6 +618,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         try:
             out[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
+            if not value.isidentifier():
+                raise ValueError(
+                    f"--config {item!r}: VALUE must be a Python literal (4000, 0.5, (0.5, 1.0), None) "
+                    "or a bare word (low_rank)"
+                ) from None
             out[name] = value  # a bare word: a string field such as adapter=low_rank
     try:
         TrainingConfig(**out)  # its own checks, before any work

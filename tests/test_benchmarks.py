@@ -184,6 +184,7 @@ def test_quality_config_overrides_are_training_config_fields_checked_before_any_
         ("seed=3", "other than seed"),
         ("no_such_field=1", "TrainingConfig field"),
         ("pseudo_max_queries=0", "positive integer"),
+        ("alphas=(0.5,", "must be a Python literal"),
     ):
         with pytest.raises(ValueError, match=message):
             parse_overrides([bad])
