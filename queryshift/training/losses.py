@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["contrastive_loss_by_columns", "multi_positive_contrastive_loss"]
+__all__ = ["contrastive_loss_by_columns", "linear_loss_and_gradients", "multi_positive_contrastive_loss"]
 
 
 def multi_positive_contrastive_loss(
@@ -82,6 +82,70 @@ def contrastive_loss_by_columns(
     if repeats is not None:
         positive = positive.masked_fill(repeats, float("-inf"))
     return -torch.logsumexp(positive, dim=1).mean()
+
+
+def linear_loss_and_gradients(
+    delta: torch.Tensor,
+    bias: torch.Tensor | None,
+    queries: torch.Tensor,
+    candidates: torch.Tensor,
+    positive_columns: torch.Tensor,
+    repeats: torch.Tensor | None = None,
+    *,
+    temperature: float,
+    normalize: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`contrastive_loss_by_columns` of ``y = x + x Δᵀ (+ b)`` and its gradients, without autograd.
+
+    The linear adapter is the default, and its step is four matrix products; autograd's graph
+    (normalise, log-softmax, gather, logsumexp, each with a backward of its own) more than doubled
+    that on a CPU core (3.4 ms against 1.7 ms a step at batch 64, 300 candidates, d=384). The
+    gradient in closed form: with ``p`` the softmax over candidates and ``r`` its mass on the
+    positives renormalised, ``∂loss/∂logits = (p − r) / (batch · τ)``; through the normalisation
+    ``∂ŷ → (∂ŷ − ŷ (ŷ·∂ŷ)) / |y|``; then ``∂Δ = ∂yᵀ x`` and ``∂b = Σ ∂y``. The same loss and
+    gradients as autograd to float32 rounding (``tests/training/test_losses.py``).
+
+    Args:
+        delta: ``(dim, dim)`` the update Δ (alpha 1: what training optimises).
+        bias: ``(dim,)`` or None.
+        queries, candidates, positive_columns, repeats, temperature, normalize: as in
+            :func:`contrastive_loss_by_columns`.
+
+    Returns:
+        ``(loss, ∂loss/∂Δ, ∂loss/∂b or None)``.
+
+    Example:
+        >>> q, docs = torch.eye(2), torch.eye(2)
+        >>> loss, grad, _ = linear_loss_and_gradients(torch.zeros(2, 2), None, q, docs, torch.tensor([[0], [1]]), temperature=0.5)
+        >>> bool(torch.isclose(loss, contrastive_loss_by_columns(q, docs, torch.tensor([[0], [1]]), temperature=0.5)))
+        True
+    """
+    with torch.no_grad():
+        y = torch.addmm(queries, queries, delta.T)  # (batch, dim)
+        if bias is not None:
+            y += bias
+        if normalize:
+            inverse_norm = y.norm(dim=1, keepdim=True).clamp_min_(1e-12).reciprocal_()  # (batch, 1)
+            y_hat = y * inverse_norm
+        else:
+            y_hat = y
+        log_p = (
+            torch.mm(y_hat, candidates.T).mul_(1 / temperature).log_softmax(dim=1)
+        )  # (batch, n_candidates)
+        positive = log_p.gather(1, positive_columns)  # (batch, P)
+        if repeats is not None:
+            positive.masked_fill_(repeats, float("-inf"))
+        positive_lse = torch.logsumexp(positive, dim=1, keepdim=True)  # (batch, 1)
+        loss = -positive_lse.mean()
+        grad_logits = log_p.exp_()  # p
+        grad_logits.scatter_add_(1, positive_columns, (positive - positive_lse).exp_().neg_())  # p − r
+        grad_logits.mul_(1 / (temperature * len(queries)))
+        grad_y = torch.mm(grad_logits, candidates)  # (batch, dim), ∂ŷ
+        if normalize:
+            radial = (grad_y * y_hat).sum(dim=1, keepdim=True)  # (batch, 1)
+            grad_y.sub_(y_hat * radial).mul_(inverse_norm)
+        grad_delta = torch.mm(grad_y.T, queries)  # (dim, dim)
+        return loss, grad_delta, grad_y.sum(dim=0) if bias is not None else None
 
 
 def _logits(
