@@ -62,18 +62,7 @@ def rank_documents(
     ``"dot"`` or ``"euclid"`` (smaller is better). NaN or inf in either array is a ``ValueError``
     naming the rows.
     """
-    q = np.asarray(query_vectors, dtype=np.float32)  # (n_queries, dim)
-    d = np.asarray(document_vectors, dtype=np.float32)  # (n_documents, dim)
-    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
-        raise DimensionMismatchError(
-            f"query vectors {q.shape} and document vectors {d.shape} must be (n, dim) with equal dim"
-        )
-    for name, vectors in (("query_vectors", q), ("document_vectors", d)):
-        _refuse_non_finite(name, vectors)
-    if distance == "cosine":
-        q, d = normalize_rows(q), normalize_rows(d)
-    elif distance not in ("dot", "euclid"):
-        raise ValueError(f"distance must be cosine, dot or euclid, got {distance!r}")
+    q, d = _ranking_inputs(query_vectors, document_vectors, distance)
     k = min(k, d.shape[0])
     d_sq = (d * d).sum(axis=1) if distance == "euclid" else None  # (n_documents,)
     out = np.empty((q.shape[0], k), dtype=np.int64)
@@ -88,6 +77,25 @@ def rank_documents(
             top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
         out[start : start + block.shape[0]] = _best_first(top, np.take_along_axis(scores, top, axis=1))
     return out
+
+
+def _ranking_inputs(
+    query_vectors: np.ndarray, document_vectors: np.ndarray, distance: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides as float32 ``(n, dim)`` arrays as ``distance`` ranks them (unit rows for cosine), checked."""
+    q = np.asarray(query_vectors, dtype=np.float32)  # (n_queries, dim)
+    d = np.asarray(document_vectors, dtype=np.float32)  # (n_documents, dim)
+    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
+        raise DimensionMismatchError(
+            f"query vectors {q.shape} and document vectors {d.shape} must be (n, dim) with equal dim"
+        )
+    for name, vectors in (("query_vectors", q), ("document_vectors", d)):
+        _refuse_non_finite(name, vectors)
+    if distance == "cosine":
+        return normalize_rows(q), normalize_rows(d)
+    if distance not in ("dot", "euclid"):
+        raise ValueError(f"distance must be cosine, dot or euclid, got {distance!r}")
+    return q, d
 
 
 def _refuse_non_finite(name: str, vectors: np.ndarray) -> None:

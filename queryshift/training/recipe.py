@@ -23,13 +23,12 @@ import torch
 
 from queryshift.adapters.base import QueryAdapter
 from queryshift.embeddings import EmbeddedDataset
-from queryshift.evaluation import rank_documents
 from queryshift.splits import ValidationPlan, plan_validation, revisit_rate
 from queryshift.training.config import TrainingConfig
 from queryshift.training.loop import TrainingPairs, fit, pick_device
 from queryshift.training.modules import build_module, state_snapshot
 from queryshift.training.refit import BackgroundRefit, thread_split
-from queryshift.training.scoring import Ranker, SplitScorer
+from queryshift.training.scoring import Ranker, SplitScorer, rank_top_k
 from queryshift.training.selection import choose_candidate
 from queryshift.training.threads import blas_yields_to_torch
 
@@ -101,7 +100,7 @@ def mine_hard_negatives(data: EmbeddedDataset, count: int, *, distance: str = "c
     if count == 0:
         return [[] for _ in data.query_ids]
     position = {d: i for i, d in enumerate(data.document_ids)}
-    top = rank_documents(data.query_vectors, data.document_vectors, k=count + 20, distance=distance)
+    top = rank_top_k(data.query_vectors, data.document_vectors, k=count + 20, distance=distance)
     out = []
     for qid, row in zip(data.query_ids, top, strict=True):
         relevant = {position[d] for d in data.dataset.qrels[qid]}

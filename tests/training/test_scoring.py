@@ -3,8 +3,8 @@ import pytest
 
 from queryshift.data import RetrievalDataset
 from queryshift.embeddings import EmbeddedDataset
-from queryshift.evaluation import evaluate_retrieval
-from queryshift.training.scoring import SplitScorer
+from queryshift.evaluation import evaluate_retrieval, rank_documents
+from queryshift.training.scoring import SplitScorer, rank_top_k
 
 METRICS = ("ndcg@10", "mrr@10", "hit@1", "hit@5", "recall@10", "precision@3", "map@100")
 
@@ -50,6 +50,13 @@ def test_alpha_path_ranks_every_alpha_as_the_stacked_vectors_do(rng, distance, n
     for metric in METRICS:
         np.testing.assert_allclose(by_path[metric], stacked[metric], atol=1e-12)
     assert not np.array_equal(by_path["ndcg@10"][0], by_path["ndcg@10"][2])  # the alphas do rank apart
+    # the next epoch: the base queries' scores come from the first call, the updates are new
+    later = -2 * updates
+    again = scorer.score_alpha_path(part.query_vectors, later, alphas)
+    stacked = scorer.score_per_query(np.stack([part.query_vectors + a * later for a in alphas]))
+    for metric in METRICS:
+        np.testing.assert_allclose(again[metric], stacked[metric], atol=1e-12)
+    assert not np.array_equal(again["ndcg@10"], by_path["ndcg@10"])
 
 
 def test_alpha_path_refuses_non_finite_updates(rng):
@@ -58,3 +65,15 @@ def test_alpha_path_refuses_non_finite_updates(rng):
     updates[3, 1] = np.nan
     with pytest.raises(ValueError, match=r"adapted query rows \[3\]"):
         SplitScorer(part, METRICS).score_alpha_path(part.query_vectors, updates, (0.5,))
+
+
+@pytest.mark.parametrize("distance", ["cosine", "dot", "euclid"])
+def test_rank_top_k_ranks_as_rank_documents(rng, distance):
+    queries = rng.standard_normal((1500, 8)).astype(np.float32)  # two chunks of 1,024 rows
+    documents = rng.standard_normal((60, 8)).astype(np.float32)
+    expected = rank_documents(queries, documents, k=7, distance=distance)
+    np.testing.assert_array_equal(rank_top_k(queries, documents, k=7, distance=distance), expected)
+    assert rank_top_k(queries[:2], documents[:3], k=7, distance=distance).shape == (2, 3)
+    queries[1200, 3] = np.inf
+    with pytest.raises(ValueError, match=r"query_vectors rows \[1200\]"):
+        rank_top_k(queries, documents, k=7, distance=distance)
