@@ -135,7 +135,7 @@ def _child_e2e(data: str) -> dict[str, Any]:
 def _child_scale(pairs: int, dim: int, doc_ratio: float, negatives: int, seed: int) -> dict[str, Any]:
     """One epoch of ``fit`` on synthetic pairs next to the bare steps of the same shapes; peak RSS.
 
-    The bare steps (forward, loss, backward, AdamW on fixed tensors: no batch assembly) run half
+    The bare steps (loss, gradients, AdamW on fixed tensors: no batch assembly) run half
     before and half after the epoch, so a change of load during the run weighs on both alike.
     """
     import resource
@@ -225,13 +225,14 @@ def _assembly_alone(pairs: Any, config: Any, steps: int) -> float:
 def _bare_steps(dim: int, config: Any, steps: int, n_candidates: int) -> tuple[float, float]:
     """``(wall s, CPU s)`` of ``steps`` optimisation steps of fit's shapes on fixed tensors.
 
-    The same loss call (one positive per query: the synthetic pairs have one) and the same
-    AdamW as ``fit``, so *epoch / bare* is what batch assembly adds, not a difference of kernels.
+    The same loss and gradient call as ``fit`` makes for the linear adapter (its closed form; one
+    positive per query: the synthetic pairs have one) and the same AdamW, so *epoch / bare* is
+    what batch assembly adds, not a difference of kernels.
     """
     import torch
 
     from queryshift.training import build_module
-    from queryshift.training.losses import contrastive_loss_by_columns
+    from queryshift.training.losses import linear_loss_and_gradients
     from queryshift.training.optimizer import AdamW
 
     generator = torch.Generator().manual_seed(0)
@@ -244,11 +245,9 @@ def _bare_steps(dim: int, config: Any, steps: int, n_candidates: int) -> tuple[f
     started, cpu = time.perf_counter(), time.process_time()
     for step in range(steps):
         offset = (step * b) % (len(pool) - b)
-        loss = contrastive_loss_by_columns(
-            module(pool[offset : offset + b]), candidates, columns, temperature=config.temperature
+        _, module.delta.grad, _ = linear_loss_and_gradients(
+            module.delta, None, pool[offset : offset + b], candidates, columns, temperature=config.temperature
         )
-        optimizer.zero_grad()
-        loss.backward()
         optimizer.step()
     return time.perf_counter() - started, time.process_time() - cpu
 
@@ -668,8 +667,8 @@ def render(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Each row runs in its own process. *Bare steps*: the same number of forward/loss/backward/AdamW steps "
-        "on fixed tensors of the same shapes (batch 64, 576 candidates, linear adapter), no batch assembly, timed "
+        "Each row runs in its own process. *Bare steps*: the same number of loss-and-gradient + AdamW steps "
+        "(the closed-form gradients `fit` uses for the linear adapter, `linear_loss_and_gradients`) on fixed tensors of the same shapes (batch 64, 576 candidates, linear adapter), no batch assembly, timed "
         "in the same process, half before and half after the epoch; *epoch / bare* is what batch assembly "
         "(index gather, `torch.unique`, label scatter, candidate normalisation) adds; *assembly alone*: fit's "
         "`BatchAssembler` over the same number of batches, nothing else (its gathers from the pairs' tables "

@@ -9,12 +9,12 @@ from queryshift.training.scoring import SplitScorer, rank_top_k
 METRICS = ("ndcg@10", "mrr@10", "hit@1", "hit@5", "recall@10", "precision@3", "map@100")
 
 
-def _split(rng, n_docs):
+def _split(rng, n_docs, q00_relevant=(1, 2, 5)):
     docs = rng.standard_normal((n_docs, 8)).astype(np.float32)
     docs[1] = docs[0]  # a tie: broken by ascending index in both scorers
     doc_ids = [f"d{i:02d}" for i in range(n_docs)]
     qrels = {f"q{i:02d}": {doc_ids[i % n_docs], doc_ids[(3 * i) % n_docs]} for i in range(12)}
-    qrels["q00"] = {doc_ids[1], doc_ids[2], doc_ids[5]}
+    qrels["q00"] = {doc_ids[i % n_docs] for i in q00_relevant}
     ds = RetrievalDataset(queries=dict.fromkeys(qrels, ""), documents=dict.fromkeys(doc_ids, ""), qrels=qrels)
     queries = docs[[i % n_docs for i in range(12)]] + rng.standard_normal((12, 8)).astype(np.float32)
     return EmbeddedDataset(ds, sorted(qrels), queries, doc_ids, docs, "toy")
@@ -40,8 +40,10 @@ def test_matches_evaluate_retrieval_for_every_stacked_candidate(rng, n_docs):
 
 @pytest.mark.parametrize("distance", ["cosine", "dot", "euclid"])
 @pytest.mark.parametrize("n_docs", [40, 6])
-def test_alpha_path_ranks_every_alpha_as_the_stacked_vectors_do(rng, distance, n_docs):
-    part = _split(rng, n_docs)
+# 3 relevant documents at most: ranks counted; 11: each row's top k selected
+@pytest.mark.parametrize("q00_relevant", [(1, 2, 5), tuple(range(1, 12))])
+def test_alpha_path_ranks_every_alpha_as_the_stacked_vectors_do(rng, distance, n_docs, q00_relevant):
+    part = _split(rng, n_docs, q00_relevant)
     updates = rng.standard_normal(part.query_vectors.shape).astype(np.float32)
     alphas = (0.25, 0.5, 1.0)
     scorer = SplitScorer(part, METRICS, distance=distance)
