@@ -242,11 +242,18 @@ def _bare_steps(dim: int, config: Any, steps: int, n_candidates: int) -> tuple[f
     candidates = torch.nn.functional.normalize(torch.randn(n_candidates, dim, generator=generator), dim=-1)
     b = config.batch_size
     columns = torch.arange(b)[:, None]  # (b, 1) each query's positive candidate
+    scale = torch.ones(n_candidates)  # fit passes the candidates' inverse norms
     started, cpu = time.perf_counter(), time.process_time()
     for step in range(steps):
         offset = (step * b) % (len(pool) - b)
         _, module.delta.grad, _ = linear_loss_and_gradients(
-            module.delta, None, pool[offset : offset + b], candidates, columns, temperature=config.temperature
+            module.delta,
+            None,
+            pool[offset : offset + b],
+            candidates,
+            columns,
+            temperature=config.temperature,
+            candidate_scale=scale,
         )
         optimizer.step()
     return time.perf_counter() - started, time.process_time() - cpu

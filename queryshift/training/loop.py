@@ -141,30 +141,44 @@ class BatchAssembler:
         self._documents = documents
         # In-batch candidates are normalised per step with the norms computed once: no normalised
         # copy of the whole corpus (the same per-row division torch.nn.functional.normalize does).
-        self._norms = (
-            documents.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        self._inverse_norms = (
+            documents.norm(dim=-1).clamp_min(1e-12).reciprocal()
             if self.normalize and not self._corpus
             else None
-        )
+        )  # (n_documents,)
         self.n_queries = len(self._table)
 
     def __call__(
         self, batch: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(queries (b, dim), candidates (c, dim), positive columns (b, P), repeats (b, P) or None)``."""
+        queries, candidates, scale, positive_columns, repeats = self.unscaled(batch)
+        if scale is not None:
+            candidates = candidates * scale[:, None]
+        return queries, candidates, positive_columns, repeats
+
+    def unscaled(
+        self, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """As a call, with the candidates as stored and their inverse norms ``(c,)`` apart (None: unit already).
+
+        For the closed-form step, which scales the ``(b, c)`` logits by the inverse norms instead
+        of dividing the ``(c, dim)`` candidates: a sixth of the element operations at batch 64.
+        """
         # index_select, not tensor[index]: the same rows without the generic indexing machinery.
         rows = self._table.index_select(0, batch)  # (b, P + N)
+        scale = None
         if self._corpus:
             candidates = self._documents  # (n_documents, dim)
             positive_columns = rows[:, : self._n_positive]
         else:
             columns, inverse = torch.unique(rows, return_inverse=True)  # (n_candidates,), (b, P + N)
             candidates = self._documents.index_select(0, columns)  # (n_candidates, dim)
-            if self._norms is not None:
-                candidates = candidates / self._norms.index_select(0, columns)
+            if self._inverse_norms is not None:
+                scale = self._inverse_norms.index_select(0, columns)  # (n_candidates,)
             positive_columns = inverse[:, : self._n_positive]
         repeats = self._repeats.index_select(0, batch) if self._repeats is not None else None
-        return self._queries.index_select(0, batch), candidates, positive_columns, repeats
+        return self._queries.index_select(0, batch), candidates, scale, positive_columns, repeats
 
 
 def fit(
@@ -207,8 +221,8 @@ def fit(
         step_losses = []
         for step in range(n_steps):
             batch = order[step * config.batch_size : (step + 1) * config.batch_size]  # (b,)
-            queries, candidates, positive_columns, repeats = batches(batch)
             if closed_form:
+                queries, candidates, scale, positive_columns, repeats = batches.unscaled(batch)
                 loss, module.delta.grad, bias_grad = linear_loss_and_gradients(
                     module.delta,
                     module.bias,
@@ -218,10 +232,12 @@ def fit(
                     repeats,
                     temperature=config.temperature,
                     normalize=batches.normalize,
+                    candidate_scale=scale,
                 )
                 if module.bias is not None:
                     module.bias.grad = bias_grad
             else:
+                queries, candidates, positive_columns, repeats = batches(batch)
                 loss = contrastive_loss_by_columns(
                     module(queries),
                     candidates,

@@ -94,6 +94,7 @@ def linear_loss_and_gradients(
     *,
     temperature: float,
     normalize: bool = True,
+    candidate_scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """:func:`contrastive_loss_by_columns` of ``y = x + x Δᵀ (+ b)`` and its gradients, without autograd.
 
@@ -110,6 +111,8 @@ def linear_loss_and_gradients(
         bias: ``(dim,)`` or None.
         queries, candidates, positive_columns, repeats, temperature, normalize: as in
             :func:`contrastive_loss_by_columns`.
+        candidate_scale: ``(n_candidates,)`` factors of the candidates' columns (their inverse
+            norms: stored vectors need no normalised copy); None: the candidates as given.
 
     Returns:
         ``(loss, ∂loss/∂Δ, ∂loss/∂b or None)``.
@@ -129,9 +132,9 @@ def linear_loss_and_gradients(
             y_hat = y * inverse_norm
         else:
             y_hat = y
-        log_p = (
-            torch.mm(y_hat, candidates.T).mul_(1 / temperature).log_softmax(dim=1)
-        )  # (batch, n_candidates)
+        # (n_candidates,) or a number: the columns' factor, 1/τ times the candidates' scale
+        factor = candidate_scale / temperature if candidate_scale is not None else 1 / temperature
+        log_p = torch.mm(y_hat, candidates.T).mul_(factor).log_softmax(dim=1)  # (batch, n_candidates)
         positive = log_p.gather(1, positive_columns)  # (batch, P)
         if repeats is not None:
             positive.masked_fill_(repeats, float("-inf"))
@@ -139,7 +142,7 @@ def linear_loss_and_gradients(
         loss = -positive_lse.mean()
         grad_logits = log_p.exp_()  # p
         grad_logits.scatter_add_(1, positive_columns, (positive - positive_lse).exp_().neg_())  # p − r
-        grad_logits.mul_(1 / (temperature * len(queries)))
+        grad_logits.mul_(factor / len(queries))
         grad_y = torch.mm(grad_logits, candidates)  # (batch, dim), ∂ŷ
         if normalize:
             radial = (grad_y * y_hat).sum(dim=1, keepdim=True)  # (batch, 1)

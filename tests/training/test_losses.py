@@ -35,3 +35,19 @@ def test_closed_form_gradients_are_autograds(normalize, bias, n_positive):
         torch.testing.assert_close(grad_bias, module.bias.grad)
     else:
         assert grad_bias is None
+
+
+def test_scaling_the_columns_is_normalising_the_candidates():
+    generator = torch.Generator().manual_seed(0)
+    delta = 0.3 * torch.randn(8, 8, generator=generator)
+    queries, stored = torch.randn(6, 8, generator=generator), 3 * torch.randn(11, 8, generator=generator)
+    columns = torch.randint(0, 11, (6, 2), generator=generator)
+    unit = torch.nn.functional.normalize(stored, dim=-1)
+    expected = linear_loss_and_gradients(delta, None, queries, unit, columns, temperature=0.1)
+    scaled = linear_loss_and_gradients(
+        delta, None, queries, stored, columns, temperature=0.1, candidate_scale=1 / stored.norm(dim=-1)
+    )
+    torch.testing.assert_close(scaled[0], expected[0])
+    torch.testing.assert_close(scaled[1], expected[1])
+    unscaled = linear_loss_and_gradients(delta, None, queries, stored, columns, temperature=0.1)
+    assert not torch.allclose(unscaled[0], expected[0])
