@@ -129,6 +129,9 @@ def _pseudo_queries(
     sampled = sample_pseudo_queries(
         {d: texts.get(d, "") for d in ids},
         per_document=config.pseudo_queries,
+        # whole sentences: the cross-model maps were measured so (README); the word cap was
+        # measured on same-model adapters only
+        max_words=None,
         max_documents=config.pseudo_max_documents,
         max_queries=config.pseudo_max_queries,
         seed=config.seed,

@@ -267,6 +267,7 @@ def pseudo_queries_for(
         encoder,
         corpora,
         per_document=config.pseudo_queries,
+        max_words=config.pseudo_max_words,
         max_documents=config.pseudo_max_documents,
         max_queries=config.pseudo_max_queries,
         seed=config.seed,

@@ -105,6 +105,7 @@ def training_options(func):
         ),
         option("hard_negatives", type=int, help="Mined from the base ranking, per query."),
         option("pseudo_queries", type=int),
+        option("pseudo_max_words", type=int),
         option("pseudo_max_documents", type=int),
         option("pseudo_max_queries", type=int),
         option(

@@ -76,6 +76,10 @@ class TrainingConfig:
         default=3,
         metadata={"help": "sentences sampled per indexed document as unlabelled queries (0: labels only)"},
     )
+    pseudo_max_words: int | None = field(
+        default=48,
+        metadata={"help": "words a pseudo-query keeps at most (a longer sentence keeps its first ones)"},
+    )
     pseudo_max_documents: int = field(
         default=5000, metadata={"help": "documents sampled for pseudo-queries at most"}
     )
@@ -111,12 +115,10 @@ class TrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.pseudo_max_queries is not None and (
-            not isinstance(self.pseudo_max_queries, int) or self.pseudo_max_queries <= 0
-        ):
-            raise ValueError(
-                f"pseudo_max_queries must be a positive integer or None, got {self.pseudo_max_queries!r}"
-            )
+        for name in ("pseudo_max_queries", "pseudo_max_words"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
         if not isinstance(self.pseudo_queries, int) or self.pseudo_queries < 0:
             raise ValueError(f"pseudo_queries must be an integer >= 0, got {self.pseudo_queries!r}")
         if self.hard_negatives < 0:

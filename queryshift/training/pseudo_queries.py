@@ -37,6 +37,7 @@ def sample_pseudo_queries(
     *,
     per_document: int = 3,
     min_words: int = 6,
+    max_words: int | None = 48,
     max_documents: int | None = 5000,
     max_queries: int | None = None,
     seed: int = 0,
@@ -44,7 +45,10 @@ def sample_pseudo_queries(
     """Up to ``per_document`` sentences of each document as queries whose relevant document is it.
 
     Sentences shorter than ``min_words`` words (headings, table cells, numbers) are skipped, so
-    documents without text give none; ``None`` when no document gives any. With more than
+    documents without text give none; ``None`` when no document gives any. A sentence longer than
+    ``max_words`` words keeps its first ``max_words`` (None: whole): where text has no sentence
+    ends (tables, lists, run-on filings) a "sentence" can fill the model's 256 tokens, unlike any
+    query, and costs as much to embed as a document. With more than
     ``max_documents`` documents, a random sample of that many is used, which bounds the cost on
     a large index. ``max_queries`` bounds the total: documents lose sentences in rounds (every
     document keeps its first before any keeps a second), so a large index keeps its breadth
@@ -78,11 +82,17 @@ def sample_pseudo_queries(
         sentences, positions = picks[doc_id]
         for j in sorted(positions[: keep[doc_id]]):
             qid = f"pseudo:{doc_id}:{j}"
-            queries[qid] = sentences[j]
+            queries[qid] = _first_words(sentences[j], max_words)
             qrels[qid] = {doc_id}
     if not queries:
         return None
     return RetrievalDataset(queries=queries, documents=documents, qrels=qrels, name="pseudo-queries")
+
+
+def _first_words(sentence: str, max_words: int | None) -> str:
+    """``sentence`` cut to its first ``max_words`` words; as it is when shorter (its text, and so its cached vector, kept)."""
+    words = sentence.split()
+    return sentence if max_words is None or len(words) <= max_words else " ".join(words[:max_words])
 
 
 def _in_rounds(available: dict[str, int], ids: list[str], budget: int, seed: int) -> dict[str, int]:
@@ -104,6 +114,7 @@ def embed_pseudo_queries(
     corpora: Sequence[EmbeddedDataset],
     *,
     per_document: int = 3,
+    max_words: int | None = 48,
     max_documents: int | None = 5000,
     max_queries: int | None = None,
     seed: int = 0,
@@ -136,7 +147,12 @@ def embed_pseudo_queries(
                 texts[doc_id] = corpus.dataset.documents.get(doc_id, "")
                 rows[doc_id] = corpus.document_vectors[i]
     pseudo = sample_pseudo_queries(
-        texts, per_document=per_document, max_documents=max_documents, max_queries=max_queries, seed=seed
+        texts,
+        per_document=per_document,
+        max_words=max_words,
+        max_documents=max_documents,
+        max_queries=max_queries,
+        seed=seed,
     )
     if pseudo is None:
         logger.warning("no pseudo-queries: the documents carry no sentences of text; training on labels only")

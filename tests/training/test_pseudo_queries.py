@@ -167,3 +167,16 @@ def test_max_queries_caps_the_total_one_sentence_per_document_first():
 def test_pseudo_max_queries_must_be_positive():
     with pytest.raises(ValueError, match="pseudo_max_queries must be a positive integer or None, got 0"):
         TrainingConfig(pseudo_max_queries=0)
+
+
+def test_a_long_sentence_keeps_its_first_max_words():
+    long = " ".join(f"word{i}" for i in range(80)) + "."
+    short = "A short sentence of\nseven plain words."
+    docs = {"d1": long, "d2": short}
+    pseudo = sample_pseudo_queries(docs, per_document=1)  # the default cap: 48 words
+    assert pseudo.queries["pseudo:d1:0"] == " ".join(f"word{i}" for i in range(48))
+    assert pseudo.queries["pseudo:d2:0"] == short  # shorter ones keep their text as it is
+    assert sample_pseudo_queries(docs, per_document=1, max_words=None).queries["pseudo:d1:0"] == long
+    assert len(sample_pseudo_queries(docs, per_document=1, max_words=10).queries["pseudo:d1:0"].split()) == 10
+    with pytest.raises(ValueError, match="pseudo_max_words must be a positive integer or None, got 0"):
+        TrainingConfig(pseudo_max_words=0)
