@@ -37,7 +37,7 @@ def sample_pseudo_queries(
     *,
     per_document: int = 3,
     min_words: int = 6,
-    max_words: int | None = 48,
+    max_words: int | None = None,
     max_documents: int | None = 5000,
     max_queries: int | None = None,
     seed: int = 0,
@@ -46,9 +46,10 @@ def sample_pseudo_queries(
 
     Sentences shorter than ``min_words`` words (headings, table cells, numbers) are skipped, so
     documents without text give none; ``None`` when no document gives any. A sentence longer than
-    ``max_words`` words keeps its first ``max_words`` (None: whole): where text has no sentence
-    ends (tables, lists, run-on filings) a "sentence" can fill the model's 256 tokens, unlike any
-    query, and costs as much to embed as a document. With more than
+    ``max_words`` words keeps its first ``max_words`` (None: whole; the recipe's
+    ``TrainingConfig.pseudo_max_words`` is 48): where text has no sentence ends (tables, lists,
+    run-on filings) a "sentence" can fill the model's 256 tokens, unlike any query, and costs as
+    much to embed as a document. With more than
     ``max_documents`` documents, a random sample of that many is used, which bounds the cost on
     a large index. ``max_queries`` bounds the total: documents lose sentences in rounds (every
     document keeps its first before any keeps a second), so a large index keeps its breadth
@@ -114,7 +115,7 @@ def embed_pseudo_queries(
     corpora: Sequence[EmbeddedDataset],
     *,
     per_document: int = 3,
-    max_words: int | None = 48,
+    max_words: int | None = None,
     max_documents: int | None = 5000,
     max_queries: int | None = None,
     seed: int = 0,

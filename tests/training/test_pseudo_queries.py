@@ -139,7 +139,9 @@ def test_pseudo_queries_lift_lyft_to_uber(lyft, uber, encoder):
         ).metrics["ndcg@10"]
 
     config = TrainingConfig()
-    pseudo = embed_pseudo_queries(encoder, [lyft, uber], per_document=config.pseudo_queries)
+    pseudo = embed_pseudo_queries(
+        encoder, [lyft, uber], per_document=config.pseudo_queries, max_words=config.pseudo_max_words
+    )
     assert pseudo is not None and not set(pseudo.dataset.queries.values()) & set(
         uber.dataset.queries.values()
     )
@@ -173,10 +175,10 @@ def test_a_long_sentence_keeps_its_first_max_words():
     long = " ".join(f"word{i}" for i in range(80)) + "."
     short = "A short sentence of\nseven plain words."
     docs = {"d1": long, "d2": short}
-    pseudo = sample_pseudo_queries(docs, per_document=1)  # the default cap: 48 words
+    pseudo = sample_pseudo_queries(docs, per_document=1, max_words=TrainingConfig().pseudo_max_words)  # 48
     assert pseudo.queries["pseudo:d1:0"] == " ".join(f"word{i}" for i in range(48))
     assert pseudo.queries["pseudo:d2:0"] == short  # shorter ones keep their text as it is
-    assert sample_pseudo_queries(docs, per_document=1, max_words=None).queries["pseudo:d1:0"] == long
+    assert sample_pseudo_queries(docs, per_document=1).queries["pseudo:d1:0"] == long  # no cap by default
     assert len(sample_pseudo_queries(docs, per_document=1, max_words=10).queries["pseudo:d1:0"].split()) == 10
     with pytest.raises(ValueError, match="pseudo_max_words must be a positive integer or None, got 0"):
         TrainingConfig(pseudo_max_words=0)
