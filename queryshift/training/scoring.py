@@ -149,7 +149,7 @@ class SplitScorer:
         for start in range(0, self.n_queries, 1024):
             stop = min(start + 1024, self.n_queries)
             base = base_scores[start // 1024] if base_scores else self._scores(queries[start:stop])
-            step = torch.from_numpy(np.ascontiguousarray(updates[start:stop], dtype=np.float32)) @ documents.T
+            step = _scores_against(updates[start:stop], documents, None)  # (m, n_docs)
             if self._distance == "euclid":
                 step *= 2
             for i, alpha in enumerate(alphas):
@@ -197,14 +197,7 @@ class SplitScorer:
 
     def _scores(self, queries: np.ndarray) -> torch.Tensor:
         """``(m, n_docs)`` scores of ``queries`` that rank as :func:`rank_documents` does."""
-        import torch
-
-        scores = (
-            torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)) @ self._ranking_documents().T
-        )
-        if self._distance == "euclid":  # -|q - d|² + |q|² = 2 q·d - |d|²
-            scores = 2 * scores - self._squares
-        return scores
+        return _scores_against(queries, self._ranking_documents(), self._squares)
 
     def _base_scores(self, queries: np.ndarray) -> list[torch.Tensor] | None:
         """The base queries' scores in chunks of 1,024 rows, kept for the next epoch where they fit.
@@ -223,16 +216,12 @@ class SplitScorer:
     def _ranking_documents(self) -> torch.Tensor:
         """The corpus as :func:`rank_documents` scores it (unit rows for cosine), made once."""
         if self._ranking is None:
-            import torch
-
             d = np.asarray(self._documents, dtype=np.float32)  # (n_docs, dim)
             if self._distance == "cosine":
                 d = normalize_rows(d)
             elif self._distance not in ("dot", "euclid"):
                 raise ValueError(f"distance must be cosine, dot or euclid, got {self._distance!r}")
-            self._ranking = torch.from_numpy(np.ascontiguousarray(d))
-            if self._distance == "euclid":
-                self._squares = (self._ranking * self._ranking).sum(dim=1)  # (n_docs,)
+            self._ranking, self._squares = _ranked_corpus(d, self._distance)
         return self._ranking
 
     def _metrics(self, top: np.ndarray, n_candidates: int) -> dict[str, np.ndarray]:
@@ -301,19 +290,33 @@ def rank_top_k(
         >>> rank_top_k(docs[[2]] + 0.1, docs, k=2).tolist()
         [[2, 0]]
     """
-    import torch
-
     q, d = _ranking_inputs(query_vectors, document_vectors, distance)
-    documents = torch.from_numpy(np.ascontiguousarray(d))
-    squares = (documents * documents).sum(dim=1) if distance == "euclid" else None  # (n_documents,)
+    documents, squares = _ranked_corpus(d, distance)
     k = min(k, d.shape[0])
     out = np.empty((q.shape[0], k), dtype=np.int64)
     for start in range(0, q.shape[0], 1024):
-        scores = torch.from_numpy(np.ascontiguousarray(q[start : start + 1024])) @ documents.T  # (b, n_docs)
-        if squares is not None:
-            scores = 2 * scores - squares
+        scores = _scores_against(q[start : start + 1024], documents, squares)  # (b, n_docs)
         out[start : start + len(scores)] = _top_k(scores, k)
     return out
+
+
+def _ranked_corpus(documents: np.ndarray, distance: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``documents``, already as ``distance`` ranks them, as a tensor, with their squared norms for euclid."""
+    import torch
+
+    ranked = torch.from_numpy(np.ascontiguousarray(documents, dtype=np.float32))  # (n_docs, dim)
+    return ranked, (ranked * ranked).sum(dim=1) if distance == "euclid" else None
+
+
+def _scores_against(
+    queries: np.ndarray, documents: torch.Tensor, squares: torch.Tensor | None
+) -> torch.Tensor:
+    """``(m, n_docs)`` scores that rank as :func:`rank_documents` does (``squares``: euclid's ``|d|²``)."""
+    import torch
+
+    scores = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)) @ documents.T
+    # euclid: -|q - d|² + |q|² = 2 q·d - |d|², the same order per query
+    return 2 * scores - squares if squares is not None else scores
 
 
 def _top_k(scores: torch.Tensor, k: int) -> np.ndarray:
