@@ -122,6 +122,7 @@ def run_quality(
     extra_seeds: tuple[int, ...] = (),
     adapter_seeds: tuple[int, ...] | None = None,
     overrides: dict[str, Any] | None = None,
+    pseudo_per_seed: bool = False,
 ) -> dict[str, Any]:
     """Train every system on ``train``, score it on ``test``; returns the JSON-ready results.
 
@@ -138,6 +139,9 @@ def run_quality(
     one setting can run apart and be merged (``--merge``).
     ``overrides``: ``TrainingConfig`` fields set for the pseudo-queries and every adapter system
     (``--config``), to measure a change of the recipe before it becomes the default.
+    ``pseudo_per_seed``: each adapter seed samples its own pseudo-queries (those of that seed, as a
+    user running ``queryshift train --seed S`` gets), so the seed spread also covers which sentences
+    were drawn; by default every seed trains on the sentences of ``seed``.
     """
     from queryshift.training import TrainingConfig, train_adapter
 
@@ -157,14 +161,24 @@ def run_quality(
     not_run = not_run or {}
     # Pseudo-queries: sentences of the training corpus and of the searched corpus (the index);
     # document text only, never the test questions. One set serves every adapter system (their
-    # configs differ only in the adapter kind), embedded before any training clock starts.
-    tick = time.perf_counter()
-    pseudo = (
-        pseudo_queries_for(encoder, [train_emb, test_emb], TrainingConfig(seed=seed, **overrides))
-        if any(system in ADAPTER_SYSTEMS for system in systems)
-        else None
-    )
-    pseudo_seconds = time.perf_counter() - tick
+    # configs differ only in the adapter kind), and every seed unless pseudo_per_seed; each set is
+    # embedded before any training clock starts.
+    drawn: dict[int, Any] = {}  # pseudo-query seed -> its embedded sentences
+    pseudo_seconds = 0.0
+
+    def pseudo_for(run_seed: int) -> Any:
+        nonlocal pseudo_seconds
+        key = run_seed if pseudo_per_seed else seed
+        if key not in drawn:
+            tick = time.perf_counter()
+            drawn[key] = pseudo_queries_for(
+                encoder, [train_emb, test_emb], TrainingConfig(seed=key, **overrides)
+            )
+            pseudo_seconds += time.perf_counter() - tick
+        return drawn[key]
+
+    if any(system in ADAPTER_SYSTEMS for system in systems):
+        pseudo_for(seed)
     for system in systems:
         print(f"[quality] {system} ...", file=sys.stderr, flush=True)
         if system in not_run:
@@ -198,6 +212,7 @@ def run_quality(
             runs = []
             for run_seed in dict.fromkeys(adapter_seeds or (seed, *extra_seeds)):
                 config = TrainingConfig(seed=run_seed, **{**overrides, **ADAPTER_SYSTEMS[system]})
+                pseudo = pseudo_for(run_seed)  # embedded before the training clock starts
                 t0 = time.perf_counter()
                 result = train_adapter(train_emb, config, base_model=encoder.model_name, pseudo=pseudo)
                 seconds = time.perf_counter() - t0
@@ -216,6 +231,7 @@ def run_quality(
                 "validation_note": getattr(result, "validation_note", None),
                 "pseudo_queries": result.pseudo_queries,
                 "pseudo_embed_seconds": round(pseudo_seconds, 2),
+                "pseudo_per_seed": pseudo_per_seed,
                 "seeds": [_seed_row(s, r, sec, sc, base, seed) for s, _, r, sec, sc in runs],
             }
         elif system in LLAMAINDEX_SYSTEMS:
@@ -444,7 +460,11 @@ def render(report: dict[str, Any]) -> str:
                 + (" identity" if x["identity_chosen"] else "")
                 for x in r["seeds"]
             )
-            lines += ["", f"`{name}` across seeds (same splits and pseudo-queries): {runs}."]
+            own = r.get("pseudo_per_seed")
+            same = (
+                "same splits, each seed its own pseudo-queries" if own else "same splits and pseudo-queries"
+            )
+            lines += ["", f"`{name}` across seeds ({same}): {runs}."]
     overrides = report["config"].get("overrides")
     if overrides:
         lines += ["", f"Recipe changed for this run (`--config`): `TrainingConfig` fields {overrides}."]
@@ -559,6 +579,8 @@ def _merge_seeds(old: dict[str, Any] | None, new: dict[str, Any], previous: dict
     """
     if not (old and old.get("seeds") and new.get("seeds")) or _recipe(old) != _recipe(new):
         return new
+    if bool(old.get("pseudo_per_seed")) != bool(new.get("pseudo_per_seed")):
+        return new  # seeds trained on one draw of sentences and seeds with a draw each do not mix
     ran = {r["seed"] for r in new["seeds"]}
     seeds = sorted([r for r in old["seeds"] if r["seed"] not in ran] + new["seeds"], key=lambda r: r["seed"])
     if seeds[0]["seed"] in ran:
@@ -717,6 +739,12 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         help="skip llamaindex-2layer when its time extrapolated from llamaindex-linear exceeds this",
     )
     parser.add_argument(
+        "--pseudo-per-seed",
+        action="store_true",
+        help="each of --seeds samples its own pseudo-queries (default: every seed trains on those of "
+        "--seed), so the seed spread includes which sentences were drawn",
+    )
+    parser.add_argument(
         "--merge",
         action="store_true",
         help="keep the other systems' rows of an existing quality-<name>.json of the same setting; "
@@ -818,6 +846,7 @@ def _run_setting(
             "not_run": not_run,
             "llamaindex_budget_s": args.llamaindex_budget_s,
             "overrides": args.config,
+            "pseudo_per_seed": args.pseudo_per_seed,
         },
         "queryshift_version": queryshift.__version__,
     }
@@ -832,6 +861,7 @@ def _run_setting(
             not_run=not_run,
             adapter_seeds=tuple(seeds),
             overrides=args.config,
+            pseudo_per_seed=args.pseudo_per_seed,
         )
     )
     report["llamaindex_versions"] = (

@@ -285,3 +285,33 @@ def test_quality_merge_adds_seeds_run_apart_and_keeps_the_first_seeds_row(tmp_pa
     later["results"]["linear"]["config"]["epochs"] = 20
     later["config"]["seed"] = 1
     assert [r["seed"] for r in merge_reports(path, later)["results"]["linear"]["seeds"]] == [1, 2]
+    # Seeds that each drew their own pseudo-queries do not join seeds that shared one draw.
+    later["config"]["seed"] = 0
+    later["results"]["linear"]["pseudo_per_seed"] = True
+    assert [r["seed"] for r in merge_reports(path, later)["results"]["linear"]["seeds"]] == [1, 2]
+
+
+@pytest.mark.slow  # embeds the real Uber data with the real model
+def test_quality_pseudo_per_seed_draws_each_seeds_sentences(tmp_path, monkeypatch):
+    import dataclasses
+
+    import benchmarks.quality as quality
+
+    drawn, real = [], quality.pseudo_queries_for
+
+    def few_documents(encoder, corpora, config):  # the sampler as it is, on 12 documents
+        drawn.append(config.seed)
+        return real(encoder, corpora, dataclasses.replace(config, pseudo_max_documents=12))
+
+    monkeypatch.setattr(quality, "pseudo_queries_for", few_documents)
+    common = ["--data", str(FINETUNE_DATA / "val_dataset.json"), "--regime", "query", "--systems", "base,linear",
+              "--seeds", "3,4", "--max-test-queries", "20", "--config", "epochs=2", "--output-dir", str(tmp_path)]  # fmt: skip
+    main([*common, "--name", "shared"])
+    assert drawn == [3]  # every seed trains on the sentences of --seed (the first of --seeds)
+    drawn.clear()
+    paths = main([*common, "--name", "each", "--pseudo-per-seed"])
+    assert drawn == [3, 4]
+    report = json.loads(paths["json"].read_text())
+    assert report["config"]["pseudo_per_seed"] and report["results"]["linear"]["pseudo_per_seed"]
+    assert [r["seed"] for r in report["results"]["linear"]["seeds"]] == [3, 4]
+    assert "each seed its own pseudo-queries" in paths["md"].read_text()
