@@ -96,6 +96,8 @@ def training_options(func):
         option("epochs", type=int),
         option("batch_size", type=int),
         option("learning_rate", type=float),
+        option("lr_schedule", type=click.Choice(["constant", "cosine"])),
+        option("lr_min_ratio", type=float),
         option("weight_decay", type=float),
         option("temperature", type=float),
         option(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -10,6 +12,7 @@ __all__ = ["TrainingConfig", "check_seed"]
 AdapterKind = Literal["linear", "low_rank", "residual_mlp"]
 Negatives = Literal["in_batch", "corpus"]
 Validation = Literal["both", "query", "document", "none"]
+LearningRateSchedule = Literal["constant", "cosine"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,17 @@ class TrainingConfig:
     epochs: int = field(default=20, metadata={"help": "passes over the training queries"})
     batch_size: int = field(default=64, metadata={"help": "queries per optimisation step"})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
+    lr_schedule: LearningRateSchedule = field(
+        default="constant",
+        metadata={
+            "help": "constant, or cosine: half a cosine over the run's epochs x steps down to "
+            "lr_min_ratio x learning_rate"
+        },
+    )
+    lr_min_ratio: float = field(
+        default=0.0,
+        metadata={"help": "the cosine schedule's last learning rate, as a fraction of learning_rate"},
+    )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW decay of the update toward identity"})
     temperature: float = field(default=0.05, metadata={"help": "softmax temperature of the contrastive loss"})
     negatives: Negatives = field(
@@ -130,6 +144,18 @@ class TrainingConfig:
             raise ValueError(f"gain_z must be >= 0, got {self.gain_z}")
         if not 0 <= self.epoch_smoothing <= 1:
             raise ValueError(f"epoch_smoothing must be in [0, 1], got {self.epoch_smoothing}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        ratio = self.lr_min_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+            raise ValueError(
+                f"lr_min_ratio must be a number in [0, 1] (a fraction of learning_rate), got {ratio!r}"
+            )
+        if self.lr_schedule == "constant" and ratio != _field_default("lr_min_ratio"):
+            warnings.warn(
+                f"lr_min_ratio={ratio} has no effect with lr_schedule='constant' (set lr_schedule='cosine')",
+                stacklevel=3,
+            )
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.negatives not in ("in_batch", "corpus"):
@@ -149,6 +175,10 @@ class TrainingConfig:
         from queryshift.evaluation import _parse_metric
 
         _parse_metric(self.metric)
+
+
+def _field_default(name: str) -> object:
+    return next(f.default for f in dataclasses.fields(TrainingConfig) if f.name == name)
 
 
 def check_seed(seed: object) -> None:

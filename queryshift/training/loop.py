@@ -21,6 +21,7 @@ from queryshift.training.config import TrainingConfig
 from queryshift.training.losses import contrastive_loss_by_columns, linear_loss_and_gradients
 from queryshift.training.modules import TorchLinear
 from queryshift.training.optimizer import AdamW
+from queryshift.training.schedule import learning_rate_at
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,9 @@ def fit(
 
     Each step takes ``batch_size`` queries; candidates are the union of their positives and
     mined negatives (``negatives="in_batch"``) or every document (``negatives="corpus"``).
-    Batch order comes from ``config.seed`` only, so runs are reproducible.
+    Batch order comes from ``config.seed`` only, so runs are reproducible. The learning rate of
+    each step follows ``config.lr_schedule`` over ``config.epochs`` epochs even when ``epochs``
+    asks for fewer (:mod:`~queryshift.training.schedule`), so a shorter run is the longer one's start.
     """
     device = pick_device(config.device)
     module.to(device)
@@ -215,6 +218,7 @@ def fit(
     sizes = torch.tensor(
         [min(config.batch_size, n - s) for s in range(0, n, config.batch_size)], dtype=torch.float64
     )  # (n_steps,)
+    scheduled = config.lr_schedule != "constant"  # constant: the optimiser keeps its lr, untouched
     for epoch in tqdm(range(n_epochs), desc="training", disable=not show_progress_bar):
         module.train()
         order = torch.randperm(n, generator=generator).to(device)  # (n,)
@@ -248,6 +252,8 @@ def fit(
                 )
                 optimizer.zero_grad()
                 loss.backward()
+            if scheduled:
+                optimizer.lr = learning_rate_at(config, epoch * n_steps + step, config.epochs * n_steps)
             optimizer.step()
             step_losses.append(loss.detach())
         losses.append(float((torch.stack(step_losses).double().cpu() * sizes).sum()) / n)
