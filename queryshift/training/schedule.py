@@ -37,4 +37,5 @@ def learning_rate_at(config: TrainingConfig, step: int, total_steps: int) -> flo
         return config.learning_rate
     floor = config.lr_min_ratio * config.learning_rate
     progress = min(step, total_steps) / max(total_steps, 1)
-    return floor + (config.learning_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    # Written as a decay from learning_rate, so step 0 takes learning_rate exactly.
+    return config.learning_rate - (config.learning_rate - floor) * 0.5 * (1.0 - math.cos(math.pi * progress))
