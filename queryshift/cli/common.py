@@ -98,6 +98,7 @@ def training_options(func):
         option("learning_rate", type=float),
         option("lr_schedule", type=click.Choice(["constant", "cosine"])),
         option("lr_min_ratio", type=float),
+        option("lr_warmup_ratio", type=float),
         option("weight_decay", type=float),
         option("temperature", type=float),
         option(

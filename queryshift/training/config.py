@@ -51,6 +51,13 @@ class TrainingConfig:
         default=0.0,
         metadata={"help": "the cosine schedule's last learning rate, as a fraction of learning_rate"},
     )
+    lr_warmup_ratio: float = field(
+        default=0.0,
+        metadata={
+            "help": "fraction of the run's steps over which the learning rate first rises linearly "
+            "to learning_rate (0: none)"
+        },
+    )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW decay of the update toward identity"})
     temperature: float = field(default=0.05, metadata={"help": "softmax temperature of the contrastive loss"})
     negatives: Negatives = field(
@@ -150,6 +157,11 @@ class TrainingConfig:
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
             raise ValueError(
                 f"lr_min_ratio must be a number in [0, 1] (a fraction of learning_rate), got {ratio!r}"
+            )
+        warmup = self.lr_warmup_ratio
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0.0 <= warmup < 1.0:
+            raise ValueError(
+                f"lr_warmup_ratio must be a number in [0, 1) (a fraction of the steps), got {warmup!r}"
             )
         if self.lr_schedule == "constant" and ratio != _field_default("lr_min_ratio"):
             warnings.warn(

@@ -218,7 +218,8 @@ def fit(
     sizes = torch.tensor(
         [min(config.batch_size, n - s) for s in range(0, n, config.batch_size)], dtype=torch.float64
     )  # (n_steps,)
-    scheduled = config.lr_schedule != "constant"  # constant: the optimiser keeps its lr, untouched
+    # constant without warm-up: the optimiser keeps its lr, untouched
+    scheduled = config.lr_schedule != "constant" or config.lr_warmup_ratio > 0
     for epoch in tqdm(range(n_epochs), desc="training", disable=not show_progress_bar):
         module.train()
         order = torch.randperm(n, generator=generator).to(device)  # (n,)

@@ -57,6 +57,16 @@ def test_cosine_goes_from_the_learning_rate_to_its_floor():
     assert learning_rate_at(TrainingConfig(learning_rate=1e-2), 5, 8) == 1e-2
 
 
+def test_a_warm_up_rises_linearly_then_the_schedule_runs_over_the_remaining_steps():
+    warm = TrainingConfig(learning_rate=1e-2, lr_schedule="cosine", lr_warmup_ratio=0.25)
+    rates = [learning_rate_at(warm, s, 12) for s in range(12)]  # 3 warm-up steps, then 9 of cosine
+    assert rates[:3] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2])
+    cosine = TrainingConfig(learning_rate=1e-2, lr_schedule="cosine")
+    assert rates[3:] == pytest.approx([learning_rate_at(cosine, s, 9) for s in range(9)])
+    constant = TrainingConfig(learning_rate=1e-2, lr_warmup_ratio=0.25)
+    assert [learning_rate_at(constant, s, 12) for s in range(2, 6)] == pytest.approx([1e-2] * 4)
+
+
 def test_fit_sets_each_steps_rate_over_the_configs_epochs(rng, monkeypatch):
     pairs = _pairs(rng)  # 40 queries at batch 16: 3 steps an epoch, 9 in the run
     rates, _ = _recorded_rates(monkeypatch, pairs, COSINE)
@@ -67,6 +77,10 @@ def test_fit_sets_each_steps_rate_over_the_configs_epochs(rng, monkeypatch):
     # A run asked for fewer epochs (the refit, stopped at the chosen one) takes the same first steps.
     short, _ = _recorded_rates(monkeypatch, pairs, COSINE, epochs=2)
     assert short == rates[:6]
+    warm, _ = _recorded_rates(monkeypatch, pairs, TrainingConfig(**{**vars(COSINE), "lr_warmup_ratio": 0.3}))
+    assert (
+        warm[:4] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2, 1e-2]) and warm[4] < 1e-2
+    )  # round(0.3 x 9) = 3
 
 
 def test_constant_leaves_the_rate_and_the_weights_as_they_were(rng, monkeypatch):
@@ -126,6 +140,8 @@ def test_the_refit_beside_the_selection_sees_the_selections_schedule(monkeypatch
         ({"lr_schedule": "cosine", "lr_min_ratio": 1.5}, r"lr_min_ratio must be a number in \[0, 1\]"),
         ({"lr_schedule": "cosine", "lr_min_ratio": "0.1"}, r"got '0.1'"),
         ({"lr_schedule": "cosine", "lr_min_ratio": float("nan")}, "got nan"),
+        ({"lr_warmup_ratio": 1.0}, r"lr_warmup_ratio must be a number in \[0, 1\)"),
+        ({"lr_warmup_ratio": -0.5}, r"lr_warmup_ratio must be a number in \[0, 1\)"),
     ],
 )
 def test_bad_schedule_settings_are_refused(fields, message):
