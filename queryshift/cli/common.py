@@ -68,15 +68,18 @@ def user_errors(*extra: type[Exception]) -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-def training_options(func):
+def training_options(func=None, /, **overrides):
     """Flags mapping one-to-one onto :class:`~queryshift.training.TrainingConfig` fields.
 
     Each flag's name, default and (unless given here) help come from the field itself, so the
-    CLI cannot drift from the config.
+    CLI cannot drift from the config. ``@training_options(field=value)`` gives a command other
+    defaults where its own path was measured with them (``migrate``'s pseudo-queries).
     """
+    if func is None:
+        return lambda f: training_options(f, **overrides)
     from queryshift.training.config import TrainingConfig
 
-    defaults = TrainingConfig()
+    defaults = TrainingConfig(**overrides)
     fields = {f.name: f for f in dataclasses.fields(TrainingConfig)}
 
     def option(name: str, **extra):

@@ -13,6 +13,7 @@ from queryshift.cli.common import (
     training_options,
     user_errors,
 )
+from queryshift.training.config import MIGRATION_PSEUDO_QUERIES
 
 
 @click.command()
@@ -70,7 +71,7 @@ from queryshift.cli.common import (
     help="Also embed the pseudo-queries with --index-model and train each to land on its old-model "
     "vector: only while the old model is at hand (a cheaper query encoder over an index it serves).",
 )
-@training_options
+@training_options(**MIGRATION_PSEUDO_QUERIES)
 def migrate(
     data,
     output,

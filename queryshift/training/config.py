@@ -7,12 +7,18 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["TrainingConfig", "check_seed"]
+__all__ = ["MIGRATION_PSEUDO_QUERIES", "TrainingConfig", "check_seed"]
 
 AdapterKind = Literal["linear", "low_rank", "residual_mlp"]
 Negatives = Literal["in_batch", "corpus"]
 Validation = Literal["both", "query", "document", "none"]
 LearningRateSchedule = Literal["constant", "cosine"]
+
+
+MIGRATION_PSEUDO_QUERIES: dict[str, int | None] = {"pseudo_queries": 3, "pseudo_max_queries": None}
+"""What ``queryshift migrate`` samples unless told otherwise: up to 3 sentences of each document, no
+total cap, as the cross-model maps were measured (README, "Changing the query model without
+re-indexing"); ``TrainingConfig()``'s 8 per document were measured on same-model adapters only."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class TrainingConfig:
         metadata={"help": "interpolation weights with identity tried on validation"},
     )
     pseudo_queries: int = field(
-        default=3,
+        default=8,
         metadata={"help": "sentences sampled per indexed document as unlabelled queries (0: labels only)"},
     )
     pseudo_max_words: int | None = field(
@@ -105,7 +111,7 @@ class TrainingConfig:
         default=5000, metadata={"help": "documents sampled for pseudo-queries at most"}
     )
     pseudo_max_queries: int | None = field(
-        default=None,
+        default=15000,
         metadata={
             "help": "pseudo-queries in all at most, documents keeping their first sentence first (none: no cap)"
         },
