@@ -140,3 +140,18 @@ def test_migrate_with_the_old_model_at_hand_embeds_the_pseudo_queries_with_it_to
     assert load_adapter(tmp_path / "a").config.training["pseudo_queries"] > 0  # the target pairs
     res = _migrate(root, str(data), "-o", str(tmp_path / "b"), *old, "--pseudo-queries", "0")
     assert res.exit_code != 0 and "needs the old model (--index-model) and pseudo-queries" in res.output
+
+
+def test_migrate_samples_pseudo_queries_as_the_cross_model_maps_were_measured_unless_told(world, tmp_path):
+    """3 sentences a document, no total cap (not `train`'s 8 and 15,000); an explicit flag still wins."""
+    root, data = world
+    sampled = {}
+    for name, extra in (("default", []), ("five", ["--pseudo-queries", "5"])):
+        out = tmp_path / name
+        res = _migrate(root, str(data), "-o", str(out), "--index-model", str(root / "old"), *extra)
+        assert res.exit_code == 0, res.output
+        config = load_adapter(out).config.training["config"]
+        sampled[name] = (config["pseudo_queries"], config["pseudo_max_queries"])
+    assert sampled == {"default": (3, None), "five": (5, None)}
+    train_flags = {p.name: p.default for p in main.commands["train"].params}
+    assert (train_flags["pseudo_queries"], train_flags["pseudo_max_queries"]) == (8, 15000)
