@@ -52,18 +52,18 @@ def test_cosine_goes_from_the_learning_rate_to_its_floor():
     assert rates[4] == pytest.approx((1e-2 + 1e-3) / 2)
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
     assert learning_rate_at(COSINE, 20, 8) == pytest.approx(1e-3)  # past the end: the floor
-    floor0 = TrainingConfig(learning_rate=1e-2, lr_schedule="cosine")
+    floor0 = TrainingConfig(learning_rate=1e-2, lr_schedule="cosine", lr_min_ratio=0.0)
     assert learning_rate_at(floor0, 8, 8) == pytest.approx(0.0, abs=1e-18)
-    assert learning_rate_at(TrainingConfig(learning_rate=1e-2), 5, 8) == 1e-2
+    assert learning_rate_at(TrainingConfig(learning_rate=1e-2, lr_schedule="constant"), 5, 8) == 1e-2
 
 
 def test_a_warm_up_rises_linearly_then_the_schedule_runs_over_the_remaining_steps():
-    warm = TrainingConfig(learning_rate=1e-2, lr_schedule="cosine", lr_warmup_ratio=0.25)
+    warm = TrainingConfig(learning_rate=1e-2, lr_schedule="cosine", lr_min_ratio=0.0, lr_warmup_ratio=0.25)
     rates = [learning_rate_at(warm, s, 12) for s in range(12)]  # 3 warm-up steps, then 9 of cosine
     assert rates[:3] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2])
-    cosine = TrainingConfig(learning_rate=1e-2, lr_schedule="cosine")
+    cosine = TrainingConfig(learning_rate=1e-2, lr_schedule="cosine", lr_min_ratio=0.0)
     assert rates[3:] == pytest.approx([learning_rate_at(cosine, s, 9) for s in range(9)])
-    constant = TrainingConfig(learning_rate=1e-2, lr_warmup_ratio=0.25)
+    constant = TrainingConfig(learning_rate=1e-2, lr_schedule="constant", lr_warmup_ratio=0.25)
     assert [learning_rate_at(constant, s, 12) for s in range(2, 6)] == pytest.approx([1e-2] * 4)
 
 
@@ -85,8 +85,7 @@ def test_fit_sets_each_steps_rate_over_the_configs_epochs(rng, monkeypatch):
 
 def test_constant_leaves_the_rate_and_the_weights_as_they_were(rng, monkeypatch):
     pairs = _pairs(rng)
-    plain = TrainingConfig(epochs=3, batch_size=16, learning_rate=1e-2, device="cpu")
-    assert plain.lr_schedule == "constant"
+    plain = TrainingConfig(epochs=3, batch_size=16, learning_rate=1e-2, lr_schedule="constant", device="cpu")
     rates, module = _recorded_rates(monkeypatch, pairs, plain)
     assert rates == [1e-2] * 9
     # Not one optimiser attribute written: the weights are those of an AdamW nobody scheduled.
@@ -108,7 +107,11 @@ def test_fused_and_op_by_op_adamw_follow_the_same_schedule(rng, monkeypatch, kin
     for a, b in zip(trained[True].parameters(), trained[False].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     constant = build_module(kind, 8, hidden_dim=16)
-    fit(constant, pairs, TrainingConfig(epochs=3, batch_size=16, learning_rate=1e-2, device="cpu"))
+    fit(
+        constant,
+        pairs,
+        TrainingConfig(epochs=3, batch_size=16, learning_rate=1e-2, lr_schedule="constant", device="cpu"),
+    )
     gap = max(
         float((a - b).detach().abs().max())
         for a, b in zip(trained[False].parameters(), constant.parameters(), strict=True)
@@ -150,8 +153,8 @@ def test_bad_schedule_settings_are_refused(fields, message):
 
 
 def test_a_floor_without_a_schedule_warns():
-    with pytest.warns(UserWarning, match="lr_min_ratio=0.1 has no effect with lr_schedule='constant'"):
-        TrainingConfig(lr_min_ratio=0.1)
+    with pytest.warns(UserWarning, match="lr_min_ratio=0.2 has no effect with lr_schedule='constant'"):
+        TrainingConfig(lr_schedule="constant", lr_min_ratio=0.2)
 
 
 def test_cli_flags_reach_the_config_and_bad_values_name_the_field(tmp_path):
