@@ -51,9 +51,10 @@ def sample_pseudo_queries(
     run-on filings) a "sentence" can fill the model's 256 tokens, unlike any query, and costs as
     much to embed as a document. With more than
     ``max_documents`` documents, a random sample of that many is used, which bounds the cost on
-    a large index. ``max_queries`` bounds the total: documents lose sentences in rounds (every
-    document keeps its first before any keeps a second), so a large index keeps its breadth
-    while each pseudo-query costs an embedding and a share of every training epoch.
+    a large index. ``max_queries`` bounds the total: documents keep sentences in whole rounds (every
+    document keeps its first before any keeps a second, and a round that does not fit is left
+    out), so a large index keeps its breadth while each pseudo-query costs an embedding and a
+    share of every training epoch.
 
     Example:
         >>> docs = {"d1": "Revenue grew by ten percent in 2021. Costs fell sharply over the year.", "d2": ""}
@@ -97,16 +98,24 @@ def _first_words(sentence: str, max_words: int | None) -> str:
 
 
 def _in_rounds(available: dict[str, int], ids: list[str], budget: int, seed: int) -> dict[str, int]:
-    """How many of its sentences each document keeps: one each per round, in a seeded order, to ``budget``."""
-    order = [ids[i] for i in np.random.default_rng([seed, 1]).permutation(len(ids))]
+    """How many of its sentences each document keeps: whole rounds of one each while they fit ``budget``.
+
+    Whole rounds, so every document keeps as many as the others (or all of its own) and a cap that
+    cuts into a round samples what ``per_document`` = the rounds kept would: the recipe's 15,000
+    leaves a large corpus the 3 a document it drew before the default became 8. Only when not even
+    one sentence each fits do documents go without, in a seeded order.
+    """
     keep = dict.fromkeys(ids, 0)
     for round_ in range(max(available.values(), default=0)):
-        for doc_id in order:
-            if budget == 0:
-                return keep
-            if available[doc_id] > round_:
-                keep[doc_id] += 1
-                budget -= 1
+        grows = [doc_id for doc_id in ids if available[doc_id] > round_]
+        if len(grows) > budget:
+            if round_ == 0:
+                order = np.random.default_rng([seed, 1]).permutation(len(grows))[:budget]
+                keep.update({grows[i]: 1 for i in order})
+            return keep
+        for doc_id in grows:
+            keep[doc_id] += 1
+        budget -= len(grows)
     return keep
 
 

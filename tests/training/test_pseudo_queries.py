@@ -152,18 +152,21 @@ def test_pseudo_queries_lift_lyft_to_uber(lyft, uber, encoder):
     assert with_pseudo > labels_only
 
 
-def test_max_queries_caps_the_total_one_sentence_per_document_first():
+def test_max_queries_caps_the_total_in_whole_rounds_one_sentence_per_document_first():
     sentence = "This sentence has more than six plain words in it number {}."
     docs = {f"d{i}": " ".join(sentence.format(j) for j in range(3)) for i in range(10)}
     full = sample_pseudo_queries(docs, per_document=3)
     assert len(full.queries) == 30
     assert sample_pseudo_queries(docs, per_document=3, max_queries=30).queries == full.queries
-    capped = sample_pseudo_queries(docs, per_document=3, max_queries=14)
-    assert len(capped.queries) == 14 and set(capped.queries) <= set(full.queries)
+    # A cap that cuts into a round keeps the whole rounds before it: the sample of fewer per document.
+    capped = sample_pseudo_queries(docs, per_document=3, max_queries=25)
+    assert capped.queries == sample_pseudo_queries(docs, per_document=2).queries
+    # Not even one each fits: documents go without, one sentence for each of the others.
+    few = sample_pseudo_queries(docs, per_document=3, max_queries=7)
     per_doc = {}
-    for qid in capped.queries:
+    for qid in few.queries:
         per_doc[qid.split(":")[1]] = per_doc.get(qid.split(":")[1], 0) + 1
-    assert sorted(per_doc.values()) == [1] * 6 + [2] * 4  # every document keeps one before any keeps two
+    assert set(few.queries) <= set(full.queries) and sorted(per_doc.values()) == [1] * 7
 
 
 def test_pseudo_max_queries_must_be_positive():
