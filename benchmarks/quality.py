@@ -579,8 +579,6 @@ def _merge_seeds(old: dict[str, Any] | None, new: dict[str, Any], previous: dict
     """
     if not (old and old.get("seeds") and new.get("seeds")) or _recipe(old) != _recipe(new):
         return new
-    if bool(old.get("pseudo_per_seed")) != bool(new.get("pseudo_per_seed")):
-        return new  # seeds trained on one draw of sentences and seeds with a draw each do not mix
     ran = {r["seed"] for r in new["seeds"]}
     seeds = sorted([r for r in old["seeds"] if r["seed"] not in ran] + new["seeds"], key=lambda r: r["seed"])
     if seeds[0]["seed"] in ran:
@@ -590,10 +588,12 @@ def _merge_seeds(old: dict[str, Any] | None, new: dict[str, Any], previous: dict
 
 
 def _recipe(entry: dict[str, Any]) -> dict[str, Any]:
-    """A row's training config as its JSON reads back, without the seed."""
+    """How a row's seeds were trained: its config as its JSON reads back, without the seed, and
+    whether each seed drew its own pseudo-queries (seeds of one shared draw and seeds with a draw
+    each do not mix)."""
     config = json.loads(json.dumps(entry.get("config") or {}, default=_jsonable))
     config.pop("seed", None)
-    return config
+    return {**config, "pseudo_per_seed": bool(entry.get("pseudo_per_seed"))}
 
 
 def write_report(report: dict[str, Any], output_dir: Path) -> dict[str, Path]:

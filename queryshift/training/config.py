@@ -113,7 +113,7 @@ class TrainingConfig:
     pseudo_max_queries: int | None = field(
         default=15000,
         metadata={
-            "help": "pseudo-queries in all at most, documents keeping their first sentence first (none: no cap)"
+            "help": "pseudo-queries in all at most, in whole rounds of one sentence per document (none: no cap)"
         },
     )
     refit: bool = field(
