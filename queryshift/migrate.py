@@ -209,12 +209,12 @@ def run_migration(
         DataFormatError: Documents without a stored vector and no old model to embed them.
         ValueError: No document text to fit the map on (a collection read without ``text_field``).
     """
-    from queryshift.training.config import MIGRATION_PSEUDO_QUERIES, TrainingConfig
+    from queryshift.training.config import MIGRATION_RECIPE, TrainingConfig
     from queryshift.training.cross_model import train_cross_model_adapter
 
     inputs = [p for p in (data, document_vectors, labelled, pairs) if p is not None]
     check_output_directory(output, protect=inputs)
-    config = TrainingConfig(**MIGRATION_PSEUDO_QUERIES) if config is None else config
+    config = TrainingConfig(**MIGRATION_RECIPE) if config is None else config
     new = _encoder(new_encoder, model, config.device)
     label_set = None
     if collection is not None:

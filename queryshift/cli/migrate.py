@@ -13,7 +13,7 @@ from queryshift.cli.common import (
     training_options,
     user_errors,
 )
-from queryshift.training.config import MIGRATION_PSEUDO_QUERIES
+from queryshift.training.config import MIGRATION_RECIPE
 
 
 @click.command()
@@ -71,7 +71,7 @@ from queryshift.training.config import MIGRATION_PSEUDO_QUERIES
     help="Also embed the pseudo-queries with --index-model and train each to land on its old-model "
     "vector: only while the old model is at hand (a cheaper query encoder over an index it serves).",
 )
-@training_options(**MIGRATION_PSEUDO_QUERIES)
+@training_options(**MIGRATION_RECIPE)
 def migrate(
     data,
     output,

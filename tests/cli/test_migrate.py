@@ -143,7 +143,8 @@ def test_migrate_with_the_old_model_at_hand_embeds_the_pseudo_queries_with_it_to
 
 
 def test_migrate_samples_pseudo_queries_as_the_cross_model_maps_were_measured_unless_told(world, tmp_path):
-    """3 sentences a document, no total cap (not `train`'s 8 and 15,000); an explicit flag still wins."""
+    """3 sentences a document, no total cap, 20 epochs at a constant 1e-3 (not `train`'s 8, 15,000 and
+    cosine from 5e-4 over 30 epochs); an explicit flag still wins."""
     root, data = world
     sampled = {}
     for name, extra in (("default", []), ("five", ["--pseudo-queries", "5"])):
@@ -152,6 +153,18 @@ def test_migrate_samples_pseudo_queries_as_the_cross_model_maps_were_measured_un
         assert res.exit_code == 0, res.output
         config = load_adapter(out).config.training["config"]
         sampled[name] = (config["pseudo_queries"], config["pseudo_max_queries"])
+        assert (config["learning_rate"], config["lr_schedule"]) == (1e-3, "constant")
     assert sampled == {"default": (3, None), "five": (5, None)}
+    migrate_flags = {p.name: p.default for p in main.commands["migrate"].params}
+    assert (migrate_flags["epochs"], migrate_flags["learning_rate"], migrate_flags["lr_schedule"]) == (
+        20,
+        1e-3,
+        "constant",
+    )
     train_flags = {p.name: p.default for p in main.commands["train"].params}
     assert (train_flags["pseudo_queries"], train_flags["pseudo_max_queries"]) == (8, 15000)
+    assert (train_flags["epochs"], train_flags["learning_rate"], train_flags["lr_schedule"]) == (
+        30,
+        5e-4,
+        "cosine",
+    )
