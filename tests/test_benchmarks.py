@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks.quality import main
@@ -93,6 +94,30 @@ def test_speed_scale_child_trains_one_epoch_and_reports_memory():
     assert row["documents"] == 1_500 and row["steps"] == -(-3_000 // row["batch_size"])
     assert row["epoch_s"] > 0 and row["loss"] > 0
     assert 0 < row["rss_before_training_mib"] <= row["peak_rss_mib"]
+
+
+def test_speed_counts_the_recipes_steps_per_run_and_times_them_bare():
+    """The recipe rows' floor: the steps each run made, counted as it trained, then done bare."""
+    from benchmarks.speed import _bare_side_by_side, _StepCounter
+    from queryshift.data import RetrievalDataset
+    from queryshift.embeddings import EmbeddedDataset
+    from queryshift.training import TrainingConfig, loop, train_adapter
+
+    rng = np.random.default_rng(0)
+    docs = rng.normal(size=(20, 8)).astype(np.float32)
+    ids, qids = [f"d{i:02d}" for i in range(20)], [f"q{i:02d}" for i in range(40)]
+    ds = RetrievalDataset(
+        dict.fromkeys(qids, ""), dict.fromkeys(ids, ""), {q: {ids[i % 20]} for i, q in enumerate(qids)}
+    )
+    queries = docs[[i % 20 for i in range(40)]] + rng.normal(scale=0.5, size=(40, 8)).astype(np.float32)
+    data = EmbeddedDataset(ds, qids, queries, ids, docs, "toy")
+    step = loop.linear_loss_and_gradients
+    with _StepCounter() as counter:
+        train_adapter(data, TrainingConfig(epochs=3, batch_size=16, validation="none", hard_negatives=2))
+    assert loop.linear_loss_and_gradients is step  # unwrapped again
+    ((steps, candidates),) = counter.shapes()
+    assert steps == 3 * -(-40 // 16) and 2 <= candidates <= 20
+    assert _bare_side_by_side([(steps, candidates), (4, candidates)], 8) > 0
 
 
 @pytest.mark.slow  # embeds the real Uber data with the real model
