@@ -35,7 +35,7 @@ def learning_rate_at(config: TrainingConfig, step: int, total_steps: int) -> flo
         >>> config = TrainingConfig(learning_rate=1e-3, lr_schedule="cosine", lr_min_ratio=0.1)
         >>> [round(learning_rate_at(config, s, 4), 6) for s in range(5)]
         [0.001, 0.000868, 0.00055, 0.000232, 0.0001]
-        >>> warm = TrainingConfig(learning_rate=1e-3, lr_warmup_ratio=0.5)
+        >>> warm = TrainingConfig(learning_rate=1e-3, lr_schedule="constant", lr_warmup_ratio=0.5)
         >>> [round(learning_rate_at(warm, s, 4), 6) for s in range(4)]
         [0.0005, 0.001, 0.001, 0.001]
     """

@@ -1,6 +1,6 @@
 """Choosing the adapter among candidates without being fooled by validation noise.
 
-Why: with 81 candidates (epochs x alphas, plus the identity) scored on a few hundred held-out
+Why: with 121 candidates (30 epochs x 4 alphas, plus the identity) scored on a few hundred held-out
 queries, the best validation score is an optimistic estimate of the winner's gain (the winner's
 curse); on a small split (a query split of 6 queries) it is mostly noise. Two defences, measured in
 the README ("How the default recipe chooses an adapter"):
