@@ -56,7 +56,7 @@ def _reference_fit(module, pairs, config):
 @pytest.mark.parametrize("kind", ["linear", "low_rank", "residual_mlp"])
 def test_tensor_batches_train_exactly_like_the_per_row_loop(rng, kind):
     pairs = _pairs(rng)
-    config = TrainingConfig(epochs=2, batch_size=16, learning_rate=1e-2, device="cpu")
+    config = TrainingConfig(epochs=2, batch_size=16, learning_rate=1e-2, lr_schedule="constant", device="cpu")
     ours, reference = (
         build_module(kind, 8, rank=4, hidden_dim=16),
         build_module(kind, 8, rank=4, hidden_dim=16),
