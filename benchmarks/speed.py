@@ -293,8 +293,16 @@ class _StepCounter:
         self._loop.linear_loss_and_gradients = self._step
 
     def shapes(self) -> list[tuple[int, int]]:
-        """``(steps, mean candidates a step)`` of each run, the longest first."""
-        return sorted(((n, round(c / n)) for n, c in self.runs.values()), reverse=True)
+        """``(steps, mean candidates a step)`` of each thread, the calling thread's first.
+
+        The calling thread runs the selection (and the refit after it when torch has one thread);
+        a second entry is the refit trained beside it.
+        """
+        import threading
+
+        main = threading.get_ident()
+        order = sorted(self.runs, key=lambda ident: ident != main)
+        return [(self.runs[i][0], round(self.runs[i][1] / self.runs[i][0])) for i in order]
 
 
 def _bare_side_by_side(runs: list[tuple[int, int]], dim: int) -> float:
@@ -595,8 +603,9 @@ def _targets_table(report: dict[str, Any]) -> list[str]:
         if "bare_steps_side_by_side_s" not in run:
             return ""
         steps = " + ".join(f"{n:,}" for n in run["steps"])
+        runs = "selection run + the refit beside it" if len(run["steps"]) > 1 else "selection run, then refit"
         return (
-            f"; its {steps} steps (selection run + refit, about {max(run['candidates_per_step'])} candidates "
+            f"; its {steps} steps ({runs}, about {max(run['candidates_per_step'])} candidates "
             f"each) done bare, side by side: {run['bare_steps_side_by_side_s']} s"
         )
 
