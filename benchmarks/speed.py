@@ -33,6 +33,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -274,8 +275,6 @@ class _StepCounter:
         self.runs: dict[int, list[int]] = {}  # thread id -> [steps, candidate rows over all steps]
 
     def __enter__(self) -> _StepCounter:
-        import threading
-
         from queryshift.training import loop
 
         self._loop, self._step = loop, loop.linear_loss_and_gradients
@@ -298,8 +297,6 @@ class _StepCounter:
         The calling thread runs the selection (and the refit after it when torch has one thread);
         a second entry is the refit trained beside it.
         """
-        import threading
-
         main = threading.get_ident()
         order = sorted(self.runs, key=lambda ident: ident != main)
         return [(self.runs[i][0], round(self.runs[i][1] / self.runs[i][0])) for i in order]
